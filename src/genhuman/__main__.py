@@ -1,0 +1,5 @@
+import sys
+
+from genhuman.cli import main
+
+sys.exit(main())

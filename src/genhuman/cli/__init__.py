@@ -1,0 +1,85 @@
+"""The ``genhuman`` command. Each sub-command lives in its own module here and
+exposes ``register(subparsers)``, which adds a parser whose ``func(args)`` does the work.
+
+Errors: an :class:`~genhuman.errors.InputError` becomes one line on stderr and exit
+code 2; no traceback unless ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from genhuman import __version__
+from genhuman.errors import GenHumanError
+
+# Sub-command modules, in the order ``--help`` lists them.
+COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "serve"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genhuman",
+        description="Generative digital humans: a portrait plus speech becomes a talking video.",
+    )
+    parser.add_argument("--version", action="version", version=f"genhuman {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"genhuman.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"genhuman.cli.{name}":
+                continue  # that command is not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+class _ArgumentParserError(Exception):
+    pass
+
+
+def _exit_bad_input(message: str) -> "NoReturn":  # noqa: F821
+    print(f"genhuman: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 with one line on bad options
+    verbose = args.verbose or os.environ.get("GENHUMAN_DEBUG") == "1"
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except GenHumanError as exc:
+        if verbose:
+            logging.exception("failed")
+        print(f"genhuman: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("genhuman: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("genhuman: error: out of memory; try a smaller --max-size or shorter audio", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: say so in one line, full traceback with --verbose
+        if verbose:
+            raise
+        print(f"genhuman: internal error: {type(exc).__name__}: {exc} (run with --verbose for details)",
+              file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
