@@ -20,8 +20,15 @@ from genhuman.errors import GenHumanError
 COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "serve"]
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad options give one line on stderr (exit 2), not the whole usage text."""
+
+    def error(self, message: str) -> "NoReturn":  # noqa: F821
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="genhuman",
         description="Generative digital humans: a portrait plus speech becomes a talking video.",
     )
@@ -37,15 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
-
-
-class _ArgumentParserError(Exception):
-    pass
-
-
-def _exit_bad_input(message: str) -> "NoReturn":  # noqa: F821
-    print(f"genhuman: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> int:

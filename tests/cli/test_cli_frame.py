@@ -1,0 +1,39 @@
+"""The CLI frame: option validation and error reporting conventions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from genhuman.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--fps", "0"], "--fps: must be between 1 and 120, got 0"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--cfg", "nan"], "--cfg: must be between 0.0 and 50.0"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--max-size", "abc"], "expected an integer, got 'abc'"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--engine", "nope"], "invalid choice: 'nope'"),
+        (["animate", "a.png", "b.wav"], "required: -o/--output"),
+    ],
+)
+def test_bad_options_give_one_line_and_exit_2(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_output_must_be_mp4(tmp_path, capsys):
+    assert main(["animate", "a.png", "b.wav", "-o", str(tmp_path / "x.avi")]) == 2
+    assert capsys.readouterr().err.strip() == f"genhuman: error: output must be an .mp4 file, got '{tmp_path / 'x.avi'}'"
+
+
+def test_module_entry_point_prints_version():
+    out = subprocess.run([sys.executable, "-m", "genhuman", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("genhuman ")
