@@ -1,0 +1,126 @@
+"""Image loading: any common format or mode becomes an RGB uint8 array, or an InputError.
+
+Transparent images are composited on white (a portrait on a transparent background
+reads as a studio shot; black would merge with dark hair).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from genhuman.errors import InputError
+
+ImageInput = Union[str, Path, np.ndarray]
+
+DEFAULT_MAX_PIXELS = 50_000_000
+MIN_SIDE = 64
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "MPO"}  # MPO: JPEG from phone cameras
+
+
+def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    """Return the image as an HxWx3 uint8 RGB array (EXIF orientation applied)."""
+    if isinstance(source, np.ndarray):
+        image = _validate_array(source)
+    else:
+        image = _read_file(Path(source), max_pixels)
+    height, width = image.shape[:2]
+    if height < min_side or width < min_side:
+        raise InputError(f"image is too small ({width}x{height}); need at least {min_side}x{min_side}")
+    if height * width > max_pixels:
+        raise InputError(f"image is too large ({width}x{height}); the limit is {max_pixels:,} pixels")
+    return image
+
+
+def _read_file(path: Path, max_pixels: int) -> np.ndarray:
+    if not path.exists():
+        raise InputError(f"image file not found: {str(path)!r}")
+    if path.is_dir():
+        raise InputError(f"image path is a directory, not a file: {str(path)!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            with Image.open(path) as img:
+                if img.format not in SUPPORTED_FORMATS:
+                    raise InputError(f"unsupported image format {img.format} in {str(path)!r}; "
+                                     "use JPEG, PNG, WebP or BMP")
+                width, height = img.size
+                # Checked before decoding so a bomb never allocates its pixels.
+                if width * height > max_pixels:
+                    raise InputError(f"image {str(path)!r} is too large ({width}x{height}); "
+                                     f"the limit is {max_pixels:,} pixels")
+                img.load()
+                return _to_rgb(ImageOps.exif_transpose(img))
+    except InputError:
+        raise
+    except PermissionError:
+        raise InputError(f"cannot read image {str(path)!r}: permission denied") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{str(path)!r} is not an image in a supported format "
+                         "(JPEG, PNG, WebP or BMP)") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"image {str(path)!r} is too large to decode safely") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"image {str(path)!r} is corrupt or truncated ({exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit / 32-bit grayscale: scale the full range down to 8 bits.
+        array = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _validate_array(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise InputError(f"image array must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    if array.dtype == np.uint16:
+        array = (array.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise InputError("image array contains NaN or infinite values")
+        array = np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8)  # floats are taken as 0..1
+    elif array.dtype != np.uint8:
+        raise InputError(f"image array must be uint8, uint16 or float in 0..1, got {array.dtype}")
+    if array.shape[2] == 4:
+        alpha = array[:, :, 3:4].astype(np.float32) / 255.0
+        array = (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def resize_max(image: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Shrink so the longer side is at most ``max_size`` (aspect kept); never enlarges."""
+    if max_size is None:
+        return image
+    if max_size < 1:
+        raise InputError(f"max size must be positive, got {max_size}")
+    height, width = image.shape[:2]
+    longer = max(height, width)
+    if longer <= max_size:
+        return image
+    scale = max_size / longer
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def save_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an RGB uint8 array (format from the suffix), creating the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)

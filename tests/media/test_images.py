@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genhuman.errors import InputError
+from genhuman.media import load_image, resize_max
+
+RNG = np.random.default_rng(0)
+PIXELS = RNG.integers(0, 256, (80, 120, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".webp"])
+def test_lossless_formats_round_trip(tmp_path, suffix):
+    path = tmp_path / f"img{suffix}"
+    Image.fromarray(PIXELS).save(path, **({"lossless": True} if suffix == ".webp" else {}))
+    out = load_image(path)
+    assert out.dtype == np.uint8 and out.shape == (80, 120, 3)
+    np.testing.assert_array_equal(out, PIXELS)
+
+
+def test_jpeg_decodes_close(tmp_path):
+    smooth = np.repeat(np.linspace(0, 255, 120, dtype=np.uint8)[None, :, None], 80, 0).repeat(3, 2)
+    Image.fromarray(smooth).save(tmp_path / "a.jpg", quality=95)
+    out = load_image(tmp_path / "a.jpg")
+    assert np.abs(out.astype(int) - smooth).mean() < 2
+
+
+def test_exif_orientation_applied(tmp_path):
+    # Stored 120 wide x 80 high with orientation 6 (rotate 90 CW to display): shown 80 wide.
+    img = Image.fromarray(PIXELS)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "rot.png", exif=exif)  # PNG eXIf chunk: lossless, so exact comparison
+    out = load_image(tmp_path / "rot.png")
+    np.testing.assert_array_equal(out, np.rot90(PIXELS, k=-1))  # 90 degrees clockwise
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    assert load_image(tmp_path / "rot.jpg").shape == (120, 80, 3)
+
+
+def test_grayscale_and_16bit(tmp_path):
+    gray = RNG.integers(0, 256, (70, 90), dtype=np.uint8)
+    Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
+    out = load_image(tmp_path / "g.png")
+    assert out.shape == (70, 90, 3)
+    np.testing.assert_array_equal(out[:, :, 1], gray)
+    deep = (gray.astype(np.uint16) * 257)
+    Image.fromarray(deep).save(tmp_path / "g16.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "g16.png")[:, :, 0], gray)
+
+
+def test_rgba_composited_on_white(tmp_path):
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[:, :32] = (255, 0, 0, 255)  # opaque red left, transparent right
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    out = load_image(tmp_path / "a.png")
+    assert tuple(out[0, 0]) == (255, 0, 0) and tuple(out[0, 63]) == (255, 255, 255)
+
+
+def test_cmyk_and_palette(tmp_path):
+    Image.fromarray(PIXELS).convert("CMYK").save(tmp_path / "c.jpg", quality=100)
+    assert load_image(tmp_path / "c.jpg").shape == (80, 120, 3)
+    pal = Image.fromarray(PIXELS).convert("P")
+    pal.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "p.png"), np.asarray(pal.convert("RGB")))
+
+
+def test_too_small_and_too_large(tmp_path):
+    Image.new("RGB", (3, 3)).save(tmp_path / "tiny.png")
+    with pytest.raises(InputError, match=r"too small \(3x3\); need at least 64x64"):
+        load_image(tmp_path / "tiny.png")
+    Image.new("RGB", (2000, 2000)).save(tmp_path / "big.png")
+    with pytest.raises(InputError, match="too large"):
+        load_image(tmp_path / "big.png", max_pixels=1_000_000)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("hello, not an image")
+    with pytest.raises(InputError, match="notes.png.*not an image"):
+        load_image(text)
+    with pytest.raises(InputError, match="not found.*missing.png"):
+        load_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="directory"):
+        load_image(tmp_path)
+    Image.fromarray(PIXELS).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.png.*corrupt"):
+        load_image(tmp_path / "cut.png")
+    Image.fromarray(PIXELS).save(tmp_path / "a.tiff")
+    with pytest.raises(InputError, match="unsupported image format TIFF"):
+        load_image(tmp_path / "a.tiff")
+
+
+def test_array_input_validated():
+    np.testing.assert_array_equal(load_image(PIXELS), PIXELS)
+    assert load_image(PIXELS[:, :, 0]).shape == (80, 120, 3)
+    np.testing.assert_array_equal(load_image(PIXELS.astype(np.float32) / 255.0), PIXELS)
+    with pytest.raises(InputError, match="shape"):
+        load_image(np.zeros((80, 120, 2), np.uint8))
+    with pytest.raises(InputError, match="int64"):
+        load_image(np.zeros((80, 120, 3), np.int64))
+
+
+def test_resize_max_keeps_aspect():
+    image = np.zeros((300, 600, 3), np.uint8)
+    assert resize_max(image, 200).shape == (100, 200, 3)
+    assert resize_max(image, 1000) is image
+    assert resize_max(image, None) is image
+
+
+def test_example_portrait(portrait_path: Path):
+    assert load_image(portrait_path).shape == (512, 512, 3)
