@@ -1,0 +1,56 @@
+"""``genhuman serve``: the HTTP API, job queue and web page."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from genhuman.cli.common import float_range, int_range
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API and web page",
+                       description="Serve the HTTP API (/v1, docs at /docs) and the web page (/). "
+                                   "Jobs persist in a database and survive restarts.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
+    p.add_argument("--port", type=int_range(1, 65535), default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int_range(1, 64), default=None,
+                   help="engine workers (default: one per GPU, or one on CPU)")
+    p.add_argument("--data-dir", type=Path, default=Path("genhuman-data"),
+                   help="folder for uploads, results and the SQLite database (default ./genhuman-data)")
+    p.add_argument("--db", default=None, help="SQLAlchemy database URL (default: SQLite in --data-dir)")
+    p.add_argument("--token", default=None, help="bearer token clients must send (or env GENHUMAN_TOKEN)")
+    p.add_argument("--max-upload-mb", type=float_range(0.01, 4096), default=50.0,
+                   help="largest accepted upload per file, MB (default 50)")
+    p.add_argument("--max-queue", type=int_range(1, 100000), default=32,
+                   help="queued jobs beyond this are refused with 429 (default 32)")
+    p.add_argument("--max-attempts", type=int_range(1, 100), default=2,
+                   help="runs of a job interrupted by a crash before it is failed (default 2)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser calls from this origin (repeatable; default: CORS off)")
+    p.add_argument("--engine", action="append", default=None, metavar="NAME", dest="engines",
+                   help="offer only this engine (repeatable; default: all)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from genhuman.server.app import create_app
+    from genhuman.server.settings import ServerSettings
+
+    settings = ServerSettings(host=args.host, port=args.port, workers=args.workers, data_dir=args.data_dir,
+                              db_url=args.db, token=args.token, max_upload_mb=args.max_upload_mb,
+                              max_queue=args.max_queue, max_attempts=args.max_attempts,
+                              cors_origins=args.cors_origin, engines=args.engines)
+    if args.engines:
+        settings.default_engine = args.engines[0]
+    app = create_app(settings)  # validates the settings (token on non-loopback hosts, ...)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger("genhuman").setLevel(logging.INFO)
+    print(f"genhuman: serving on http://{args.host}:{args.port} (data in {settings.data_dir.resolve()})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    return 0

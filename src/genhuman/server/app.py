@@ -1,0 +1,293 @@
+"""The HTTP API and the web page: ``create_app(settings)`` builds the FastAPI app.
+
+Endpoints (JSON; errors are ``{"error": "one sentence"}`` with a 4xx/5xx status):
+  POST   /v1/jobs                 multipart: image, audio or text, engine, options -> 202 job
+  GET    /v1/jobs                 recent jobs (?limit=, ?status=)
+  GET    /v1/jobs/{id}            status, progress 0-1, timings, error
+  GET    /v1/jobs/{id}/video      the MP4 (?download=1 for an attachment)
+  POST   /v1/jobs/{id}/cancel     cancel a queued or running job
+  DELETE /v1/jobs/{id}            delete a finished or queued job and its files
+  GET    /v1/engines              engine names and whether each is available
+  GET    /healthz                 liveness and queue figures (no token needed)
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Optional
+
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genhuman import __version__
+from genhuman.errors import InputError
+from genhuman.server import validation
+from genhuman.server.db import QUEUED, RUNNING, SUCCEEDED
+from genhuman.server.jobs import JobStore, QueueFull, job_to_dict
+from genhuman.server.settings import ServerSettings
+from genhuman.server.storage import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, Storage, TooLarge, safe_extension
+from genhuman.server.worker import WorkerPool
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(str(files("genhuman.server") / "static"))
+MULTIPART_OVERHEAD = 256 * 1024  # form fields and part headers on top of the files
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastAPI:
+    """Build the app. ``start_workers=False`` gives an API that only queues (tests)."""
+    settings.resolve()
+    storage = Storage(settings.data_dir)
+    store = JobStore(settings.database_url, settings.max_queue, settings.max_attempts)
+    pool = WorkerPool(store, storage, settings.workers)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        requeued, failed = store.recover()
+        if requeued or failed:
+            log.warning("recovered interrupted jobs: %d re-queued, %d failed", requeued, failed)
+        if start_workers:
+            pool.start()
+        yield
+        if start_workers:
+            pool.stop()
+
+    app = FastAPI(title="GenHuman", version=__version__, lifespan=lifespan,
+                  description="Portrait + speech -> lip-synced talking MP4. Jobs are queued and persisted.")
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
+    body_limit = settings.max_upload_bytes * 2 + MULTIPART_OVERHEAD  # image + audio + form fields
+    _add_error_handlers(app, body_limit)
+
+    def token_ok(request: Request) -> bool:
+        if not settings.token:
+            return True
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else None
+        if given is None and request.url.path.endswith("/video"):
+            given = request.query_params.get("token")  # a <video src> cannot send headers
+        return given is not None and hmac.compare_digest(given.encode(), settings.token.encode())
+
+    def require_token(request: Request) -> None:
+        if not token_ok(request):
+            raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+
+    @app.middleware("http")
+    async def refuse_early(request: Request, call_next):
+        # Refuse before any byte of the body is read: bodies that say they are too big,
+        # and new jobs while the queue is full (cheap 429s under load).
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > body_limit:
+            return JSONResponse({"error": _too_large(body_limit)}, status_code=413,
+                                headers={"Connection": "close"})
+        if request.method == "POST" and request.url.path == "/v1/jobs" and token_ok(request):
+            try:
+                await run_in_threadpool(_check_room, store, len(pool.workers))
+            except ApiError as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.status,
+                                    headers={**(exc.headers or {}), "Connection": "close"})
+        return await call_next(request)
+
+    def find(job_id: str):
+        job = store.get(job_id) if len(job_id) == 32 else None
+        if job is None:
+            raise ApiError(404, f"no job with id {job_id[:40]!r}")
+        return job
+
+    def check_engine(name: str) -> str:
+        from genhuman.engines import ENGINES, get_engine_class
+
+        allowed = settings.engines or list(ENGINES)
+        if name not in allowed or name not in ENGINES:
+            raise InputError(f"unknown engine {name[:40]!r}; choose one of: {', '.join(allowed)}")
+        get_engine_class(name)  # InputError when it is not part of this build
+        return name
+
+    auth = [Depends(require_token)]
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        return {"status": "ok", "version": __version__, "queued": store.count(QUEUED),
+                "running": store.count(RUNNING), "workers": len(pool.workers),
+                "max_queue": settings.max_queue, "disk_free_mb": storage.free_bytes() // (1 << 20)}
+
+    @app.get("/v1/engines", tags=["jobs"], dependencies=auth)
+    def engines() -> dict:
+        from genhuman.engines import ENGINES
+
+        out = []
+        for name in settings.engines or list(ENGINES):
+            try:
+                check_engine(name)
+                out.append({"name": name, "available": True})
+            except InputError as exc:
+                out.append({"name": name, "available": False, "reason": str(exc)})
+        return {"engines": out, "default": settings.default_engine}
+
+    # max_body_size: FastAPI counts a streamed body as it arrives and stops it past the cap.
+    @app.post("/v1/jobs", status_code=202, tags=["jobs"], dependencies=auth, max_body_size=body_limit)
+    def create_job(
+        image: Optional[UploadFile] = File(None, description="portrait (PNG/JPEG/WebP/BMP)"),
+        audio: Optional[UploadFile] = File(None, description="speech (wav/flac/mp3/m4a/ogg/webm)"),
+        text: Optional[str] = Form(None, description="text to speak when no audio is sent; else the transcript"),
+        engine: str = Form(settings.default_engine),
+        fps: Optional[str] = Form(None, description="frames per second, 1-60 (default 25)"),
+        seed: Optional[str] = Form(None, description="random seed"),
+        max_size: Optional[str] = Form(None, description="cap on the longer output side, 64-4096 px"),
+        face_index: Optional[str] = Form(None, description="0 = largest face"),
+        steps: Optional[str] = Form(None, description="diffusion steps, 1-200"),
+        cfg: Optional[str] = Form(None, description="guidance scale, 0-50"),
+        accelerated: Optional[str] = Form(None, description="true: accelerated weights (diffusion engines)"),
+        paste_back: Optional[str] = Form(None, description="true: paste the face crop back"),
+    ) -> JSONResponse:
+        check_engine(engine)
+        options = validation.parse_options({"fps": fps, "seed": seed, "max_size": max_size,
+                                            "face_index": face_index, "steps": steps, "cfg": cfg,
+                                            "accelerated": accelerated, "paste_back": paste_back})
+        text = validation.check_text(text, settings.max_text_chars)
+        if image is None or (not image.filename and not image.size):
+            raise InputError("send a portrait image in the 'image' field")
+        has_audio = audio is not None and (audio.filename or audio.size)
+        if not has_audio and not text:
+            raise InputError("send speech in the 'audio' field, or text to speak in the 'text' field")
+        saved: list[str] = []
+        try:
+            image_name = _save(storage, image, IMAGE_EXTENSIONS, ".img", settings.max_upload_bytes, "image")
+            saved.append(image_name)
+            validation.check_image(storage.upload_path(image_name))
+            if has_audio:
+                audio_name = _save(storage, audio, AUDIO_EXTENSIONS, ".audio", settings.max_upload_bytes, "audio")
+                saved.append(audio_name)
+                validation.check_audio(storage.upload_path(audio_name), settings.max_audio_seconds)
+            else:
+                audio_name = storage.new_upload_name(".wav")
+                saved.append(audio_name)
+                validation.speak_to_file(text, storage.upload_path(audio_name))
+            job = store.create(engine=engine, options=options, text=text, image_file=image_name,
+                               audio_file=audio_name)
+        except BaseException:
+            storage.remove(*saved)
+            raise
+        job["queue_position"] = store.position(store.get(job["id"]))
+        return JSONResponse(job, status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"})
+
+    @app.get("/v1/jobs", tags=["jobs"], dependencies=auth)
+    def list_jobs(limit: int = Query(20, ge=1, le=200),
+                  status: Optional[str] = Query(None, pattern="^(queued|running|succeeded|failed|cancelled)$")) -> dict:
+        return {"jobs": [job_to_dict(j) for j in store.list(limit, status)]}
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=auth)
+    def get_job(job_id: str) -> dict:
+        job = find(job_id)
+        view = job_to_dict(job)
+        if job.status == QUEUED:
+            view["queue_position"] = store.position(job)
+        return view
+
+    @app.get("/v1/jobs/{job_id}/video", tags=["jobs"], dependencies=auth,
+             response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
+    def get_video(job_id: str, download: bool = False) -> FileResponse:
+        job = find(job_id)
+        path = storage.result_path(job.id)
+        if job.status != SUCCEEDED or not path.is_file():
+            raise ApiError(409 if job.status != SUCCEEDED else 410,
+                           f"job {job.id} has no video (status: {job.status})")
+        return FileResponse(path, media_type="video/mp4", filename=f"genhuman-{job.id[:8]}.mp4",
+                            content_disposition_type="attachment" if download else "inline")
+
+    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"], dependencies=auth)
+    def cancel_job(job_id: str) -> dict:
+        job = find(job_id)
+        if job.status not in (QUEUED, RUNNING):
+            raise ApiError(409, f"job {job.id} already {job.status}")
+        store.cancel(job.id)
+        return job_to_dict(find(job.id))
+
+    @app.delete("/v1/jobs/{job_id}", tags=["jobs"], dependencies=auth)
+    def delete_job(job_id: str) -> dict:
+        job = store.delete(find(job_id).id)
+        if job is None:
+            raise ApiError(404, f"no job with id {job_id[:40]!r}")
+        if job.status == RUNNING:
+            raise ApiError(409, f"job {job.id} is running; cancel it first")
+        storage.remove(job.image_file, job.audio_file)
+        storage.remove_result(job.id)
+        return {"deleted": job.id}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _check_room(store: JobStore, workers: int) -> None:
+    queued = store.count(QUEUED)
+    if queued >= store.max_queue:
+        wait = max(1, min(3600, math.ceil(queued * store.mean_run_seconds() / max(1, workers))))
+        raise ApiError(429, f"the queue is full ({queued} jobs waiting); retry in {wait} s",
+                       {"Retry-After": str(wait)})
+
+
+def _save(storage: Storage, upload: UploadFile, allowed: set[str], default: str, max_bytes: int, what: str) -> str:
+    try:
+        return storage.save_upload(upload.file, safe_extension(upload.filename, allowed, default), max_bytes)
+    except TooLarge:
+        raise ApiError(413, f"the {what} file is too large; the limit is {max_bytes / (1 << 20):.3g} MB") from None
+    except InputError:
+        raise InputError(f"the uploaded {what} file is empty") from None
+
+
+def _too_large(limit: int) -> str:
+    return f"the request is too large; the limit is {limit / (1 << 20):.1f} MB"
+
+
+def _add_error_handlers(app: FastAPI, body_limit: int) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(_request: Request, _exc: QueueFull) -> JSONResponse:
+        return JSONResponse({"error": "the queue is full; retry later"}, status_code=429,
+                            headers={"Retry-After": "10"})
+
+    @app.exception_handler(InputError)
+    async def input_error(_request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid value')}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # a streamed body went past FastAPI's max_body_size
+            return JSONResponse({"error": _too_large(body_limit)}, status_code=413)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)

@@ -1,0 +1,140 @@
+"""Worker threads: each claims queued jobs one at a time and runs them on its device.
+
+Engines are heavy to load, so each worker keeps one instance per engine name. Progress
+goes to the job row (throttled); the same write tells the worker whether the client
+asked to cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+from genhuman.engines.base import AnimateRequest, EngineOptions
+from genhuman.errors import Cancelled, InputError
+from genhuman.server.db import CANCELLED, FAILED, SUCCEEDED, Job
+from genhuman.server.jobs import JobStore
+from genhuman.server.storage import Storage
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.25  # seconds between progress writes
+IDLE_WAIT = 2.0  # seconds between queue polls when idle (new jobs also wake workers)
+
+
+def default_devices(count: Optional[int]) -> list[Optional[str]]:
+    """One worker per accelerator by default (one on CPU); ``count`` overrides."""
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        gpus = 0
+    if count is None:
+        count = max(1, gpus)
+    if gpus == 0:
+        return [None] * count
+    return [f"cuda:{i % gpus}" for i in range(count)]
+
+
+class Worker(threading.Thread):
+    def __init__(self, name: str, store: JobStore, storage: Storage, device: Optional[str],
+                 stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.store, self.storage, self.device, self.stop_event = store, storage, device, stop
+        self.engines: dict[tuple[str, bool], object] = {}
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                job = self.store.claim_next(self.name)
+            except Exception:  # a database hiccup must not kill the worker
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                with self.store.changed:
+                    self.store.changed.wait(IDLE_WAIT)
+                continue
+            try:
+                self.run_job(job)
+            except Exception:  # e.g. the database went away while recording the result
+                log.exception("job %s: could not record its outcome", job.id)
+
+    def engine(self, name: str, accelerated: bool):
+        key = (name, accelerated)
+        if key not in self.engines:
+            from genhuman.engines import load_engine
+
+            self.engines[key] = load_engine(name, EngineOptions(device=self.device, accelerated=accelerated))
+        return self.engines[key]
+
+    def run_job(self, job: Job) -> None:
+        log.info("job %s: running on %s (attempt %d)", job.id, self.name, job.attempts)
+        options = dict(job.options or {})
+        accelerated = bool(options.pop("accelerated", False))
+        output = self.storage.result_path(job.id)
+        last_write = [0.0]
+        cancel = [False]
+
+        def progress(fraction: float, message: str) -> None:
+            now = time.monotonic()
+            if now - last_write[0] >= PROGRESS_INTERVAL:
+                last_write[0] = now
+                cancel[0] = self.store.set_progress(job.id, fraction, message)
+
+        def should_cancel() -> bool:
+            return cancel[0] or self.stop_event.is_set()
+
+        started = time.perf_counter()
+        try:
+            if self.store.cancel_requested(job.id):
+                raise Cancelled("cancelled")
+            engine = self.engine(job.engine, accelerated)
+            loaded = time.perf_counter()
+            result = engine.animate(self.storage.upload_path(job.image_file), self.storage.upload_path(job.audio_file),
+                                    output, AnimateRequest(text=job.text, **options),
+                                    progress=progress, should_cancel=should_cancel)
+        except Cancelled:
+            output.unlink(missing_ok=True)
+            if self.stop_event.is_set() and not self.store.cancel_requested(job.id):
+                self.store.release(job.id)  # server shutting down: run it again next start
+                return
+            self.store.finish(job.id, CANCELLED, error="cancelled by the client")
+            return
+        except InputError as exc:
+            output.unlink(missing_ok=True)
+            self.store.finish(job.id, FAILED, error=str(exc))
+            return
+        except Exception as exc:  # a bug or an environment problem: fail this job, keep serving
+            log.exception("job %s failed", job.id)
+            output.unlink(missing_ok=True)
+            self.store.finish(job.id, FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+            return
+        done = time.perf_counter()
+        timings = {"engine_load": round(loaded - started, 3), "animate": round(done - loaded, 3)}
+        timings.update({k: round(v, 3) for k, v in (result.timings or {}).items()})
+        self.store.finish(job.id, SUCCEEDED, output_file=output.name, timings=timings,
+                          result={"frames": result.frames, "fps": result.fps, "width": result.width,
+                                  "height": result.height, "seconds": round(result.seconds, 3)})
+        log.info("job %s: done in %.1f s", job.id, done - started)
+
+
+class WorkerPool:
+    def __init__(self, store: JobStore, storage: Storage, count: Optional[int]):
+        self.stop_event = threading.Event()
+        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event)
+                        for i, device in enumerate(default_devices(count))]
+        self.store = store
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
+        for w in self.workers:
+            w.join(timeout)

@@ -1,0 +1,194 @@
+"""API behaviour through TestClient (in-process), with the fake engine for control."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from genhuman.server.app import create_app
+from genhuman.server.settings import ServerSettings
+
+from .conftest import silence_wav, wait_for
+
+
+def make_client(tmp_path, workers: bool = True, **settings) -> TestClient:
+    settings.setdefault("default_engine", "fake")
+    app = create_app(ServerSettings(data_dir=tmp_path / "data", **settings), start_workers=workers)
+    return TestClient(app)
+
+
+def submit(client, image, audio=None, **fields):
+    files = {"image": (image.name, image.read_bytes(), "image/png")}
+    if audio is not None:
+        files["audio"] = (audio.name, audio.read_bytes(), "audio/wav")
+    return client.post("/v1/jobs", files=files, data=fields)
+
+
+def test_job_lifecycle(tmp_path, fake_engine, small_portrait, short_speech):
+    with make_client(tmp_path) as client:
+        r = submit(client, small_portrait, short_speech, fps="10", seed="3")
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/v1/jobs/{job['id']}"
+        assert job["status"] == "queued" and job["options"] == {"fps": 10, "seed": 3}
+        done = wait_for(client, job["id"])
+        assert done["status"] == "succeeded", done
+        assert done["progress"] == 1.0 and done["attempts"] == 1
+        assert done["result"] == {"frames": 4, "fps": 10, "width": 64, "height": 64, "seconds": 0.4}
+        assert {"engine_load", "animate", "render", "queued", "run"} <= set(done["timings"])
+        video = client.get(done["video_url"])
+        assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+        assert video.content[4:8] == b"ftyp"
+        part = client.get(done["video_url"], headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206 and part.content == video.content[:100]
+        attach = client.get(done["video_url"] + "?download=1")
+        assert attach.headers["content-disposition"].startswith("attachment")
+        assert [j["id"] for j in client.get("/v1/jobs").json()["jobs"]] == [job["id"]]
+        assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
+        assert client.delete(f"/v1/jobs/{job['id']}").json() == {"deleted": job["id"]}
+        assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
+        assert list((tmp_path / "data" / "uploads").iterdir()) == []
+        assert list((tmp_path / "data" / "results").iterdir()) == []
+        # a second job reuses the worker's engine instance
+        wait_for(client, submit(client, small_portrait, short_speech).json()["id"])
+        assert fake_engine.loads == 1
+
+
+def test_text_to_speech_job(tmp_path, fake_engine, small_portrait):
+    with make_client(tmp_path) as client:
+        r = submit(client, small_portrait, text="Hello, this is a test of the voice.")
+        assert r.status_code == 202, r.text
+        assert r.json()["text"] == "Hello, this is a test of the voice."
+        assert wait_for(client, r.json()["id"])["status"] == "succeeded"
+
+
+def test_engine_input_error_fails_job_with_reason(tmp_path, fake_engine, small_portrait, short_speech):
+    with make_client(tmp_path) as client:
+        job = submit(client, small_portrait, short_speech, seed="13").json()
+        done = wait_for(client, job["id"])
+        assert done["status"] == "failed" and done["error"] == "no face found in the image"
+        assert client.get(f"/v1/jobs/{job['id']}/video").status_code == 409
+
+
+def test_cancel_queued_and_running(tmp_path, fake_engine, small_portrait, short_speech, monkeypatch):
+    monkeypatch.setenv("GENHUMAN_FAKE_DELAY", "0.3")
+    monkeypatch.setenv("GENHUMAN_FAKE_FRAMES", "40")
+    with make_client(tmp_path) as client:
+        first = submit(client, small_portrait, short_speech).json()
+        wait_for(client, first["id"], until=("running",))
+        second = submit(client, small_portrait, short_speech).json()
+        assert client.get(f"/v1/jobs/{second['id']}").json()["queue_position"] == 0
+        assert client.post(f"/v1/jobs/{second['id']}/cancel").json()["status"] == "cancelled"
+        assert client.delete(f"/v1/jobs/{first['id']}").status_code == 409
+        client.post(f"/v1/jobs/{first['id']}/cancel")
+        done = wait_for(client, first["id"], timeout=10)
+        assert done["status"] == "cancelled" and done["error"] == "cancelled by the client"
+        assert not (tmp_path / "data" / "results" / f"{first['id']}.mp4").exists()
+
+
+def test_queue_full_gives_429_with_retry_after(tmp_path, fake_engine, small_portrait, short_speech):
+    with make_client(tmp_path, workers=False, max_queue=2) as client:
+        assert [submit(client, small_portrait, short_speech).status_code for _ in range(3)] == [202, 202, 429]
+        r = submit(client, small_portrait, short_speech)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "queue is full" in r.json()["error"]
+        assert client.get("/healthz").json()["queued"] == 2
+        assert len(list((tmp_path / "data" / "uploads").iterdir())) == 4  # refused ones left nothing
+
+
+@pytest.mark.parametrize("fields, files, status, message", [
+    ({}, {}, 400, "send a portrait image in the 'image' field"),
+    ({}, {"image": "portrait"}, 400, "send speech in the 'audio' field, or text to speak in the 'text' field"),
+    ({}, {"image": "text", "audio": "speech"}, 400, "the uploaded image is not an image"),
+    ({}, {"image": "truncated", "audio": "speech"}, 400, "the uploaded image is corrupt or truncated"),
+    ({"seed": "-1"}, {"image": "portrait", "audio": "speech"}, 400, "seed must be between 0 and 2147483647, got -1"),
+    ({}, {"image": "portrait", "audio": "text"}, 400, "the uploaded audio is not a readable audio"),
+    ({}, {"image": "portrait", "audio": "silence"}, 400, "the uploaded audio is silent; record or upload speech"),
+    ({}, {"image": "portrait", "audio": "empty"}, 400, "the uploaded audio file is empty"),
+    ({"fps": "abc"}, {"image": "portrait", "audio": "speech"}, 400, "fps must be an integer, got 'abc'"),
+    ({"fps": "0"}, {"image": "portrait", "audio": "speech"}, 400, "fps must be between 1 and 60, got 0"),
+    ({"cfg": "nan"}, {"image": "portrait", "audio": "speech"}, 400, "cfg must be between 0.0 and 50.0, got nan"),
+    ({"accelerated": "maybe"}, {"image": "portrait", "audio": "speech"}, 400, "accelerated must be true or false"),
+    ({"engine": "../../bin/sh"}, {"image": "portrait", "audio": "speech"}, 400, "unknown engine '../../bin/sh'"),
+    ({"text": "x" * 3000}, {"image": "portrait"}, 400, "text is too long (3000 characters)"),
+])
+def test_bad_inputs_give_json_errors(tmp_path, fake_engine, small_portrait, short_speech,
+                                     fields, files, status, message):
+    content = {"portrait": small_portrait.read_bytes(), "speech": short_speech.read_bytes(),
+               "text": b"not media at all", "empty": b"", "truncated": small_portrait.read_bytes()[:300],
+               "silence": silence_wav(tmp_path / "silence.wav").read_bytes()}
+    with make_client(tmp_path, workers=False) as client:
+        r = client.post("/v1/jobs", data=fields,
+                        files={k: (f"../../etc/{k}.png", content[v]) for k, v in files.items()})
+        assert r.status_code == status, r.text
+        assert r.json()["error"].startswith(message), r.json()
+        assert "uploads" not in r.json()["error"]  # no server paths leak
+        assert list((tmp_path / "data" / "uploads").iterdir()) == []
+        assert client.get("/healthz").json()["queued"] == 0
+
+
+def test_upload_size_limits(tmp_path, fake_engine, small_portrait):
+    with make_client(tmp_path, workers=False, max_upload_mb=0.05) as client:
+        big = b"\0" * 60_000  # over the per-file cap, under the request cap
+        r = client.post("/v1/jobs", files={"image": ("a.png", big)}, data={"text": "hi"})
+        assert r.status_code == 413 and r.json()["error"] == "the image file is too large; the limit is 0.05 MB"
+        huge = b"\0" * 1_000_000  # over the whole-request cap: refused from Content-Length
+        r = client.post("/v1/jobs", files={"image": ("a.png", huge)})
+        assert r.status_code == 413 and r.json()["error"].startswith("the request is too large")
+
+        def chunks():  # no Content-Length: counted as it streams
+            yield b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+            for _ in range(100):
+                yield b"\0" * 10_000
+        r = client.post("/v1/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413 and r.json()["error"].startswith("the request is too large")
+        assert list((tmp_path / "data" / "uploads").iterdir()) == []
+
+
+def test_unknown_ids_and_bad_queries(tmp_path, fake_engine):
+    with make_client(tmp_path, workers=False) as client:
+        assert client.get("/v1/jobs/..%2F..%2Fetc%2Fpasswd").status_code == 404
+        r = client.get("/v1/jobs/" + "0" * 32 + "/video")
+        assert r.status_code == 404 and r.json() == {"error": "no job with id '" + "0" * 32 + "'"}
+        assert client.get("/v1/jobs?limit=0").status_code == 422
+        assert client.get("/v1/jobs?status=bogus").json()["error"].startswith("status:")
+
+
+def test_token_required_when_set(tmp_path, fake_engine, small_portrait, short_speech):
+    with make_client(tmp_path, workers=False, token="s3cret") as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/").status_code == 200
+        r = client.get("/v1/jobs")
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert client.get("/v1/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/v1/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_settings_refuse_public_host_without_token(monkeypatch):
+    from genhuman.errors import InputError
+
+    monkeypatch.delenv("GENHUMAN_TOKEN", raising=False)
+    with pytest.raises(InputError, match="refusing to listen on '0.0.0.0' without a token"):
+        ServerSettings(host="0.0.0.0").resolve()
+    assert ServerSettings(host="::1").resolve().token is None
+    monkeypatch.setenv("GENHUMAN_TOKEN", "t")
+    assert ServerSettings(host="0.0.0.0").resolve().token == "t"
+
+
+def test_cors_off_by_default(tmp_path, fake_engine):
+    with make_client(tmp_path, workers=False) as client:
+        r = client.get("/healthz", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+    with make_client(tmp_path, workers=False, cors_origins=["http://ok.example"]) as client:
+        r = client.get("/healthz", headers={"Origin": "http://ok.example"})
+        assert r.headers["access-control-allow-origin"] == "http://ok.example"
+
+
+def test_page_and_openapi(tmp_path, fake_engine):
+    with make_client(tmp_path, workers=False) as client:
+        page = client.get("/").text
+        assert "<script src=\"/static/app.js\"" in page and "http" not in page.split("<body")[0].replace("http-equiv", "")
+        assert client.get("/static/app.js").status_code == 200
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/video", "/v1/jobs/{job_id}/cancel",
+                "/healthz", "/v1/engines"} <= set(paths)
