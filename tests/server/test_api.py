@@ -96,6 +96,16 @@ def test_queue_full_gives_429_with_retry_after(tmp_path, fake_engine, small_port
         assert len(list((tmp_path / "data" / "uploads").iterdir())) == 4  # refused ones left nothing
 
 
+def _blank_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 96), (200, 180, 160)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("fields, files, status, message", [
     ({}, {}, 400, "send a portrait image in the 'image' field"),
     ({}, {"image": "portrait"}, 400, "send speech in the 'audio' field, or text to speak in the 'text' field"),
@@ -111,12 +121,15 @@ def test_queue_full_gives_429_with_retry_after(tmp_path, fake_engine, small_port
     ({"accelerated": "maybe"}, {"image": "portrait", "audio": "speech"}, 400, "accelerated must be true or false"),
     ({"engine": "../../bin/sh"}, {"image": "portrait", "audio": "speech"}, 400, "unknown engine '../../bin/sh'"),
     ({"text": "x" * 3000}, {"image": "portrait"}, 400, "text is too long (3000 characters)"),
+    ({}, {"image": "blank", "audio": "speech"}, 400, "no face found in the uploaded image"),
+    ({"face_index": "2"}, {"image": "portrait", "audio": "speech"}, 400,
+     "face index 2 requested but only 1 face found in the uploaded image"),
 ])
 def test_bad_inputs_give_json_errors(tmp_path, fake_engine, small_portrait, short_speech,
                                      fields, files, status, message):
     content = {"portrait": small_portrait.read_bytes(), "speech": short_speech.read_bytes(),
                "text": b"not media at all", "empty": b"", "truncated": small_portrait.read_bytes()[:300],
-               "silence": silence_wav(tmp_path / "silence.wav").read_bytes()}
+               "silence": silence_wav(tmp_path / "silence.wav").read_bytes(), "blank": _blank_png()}
     with make_client(tmp_path, workers=False) as client:
         r = client.post("/v1/jobs", data=fields,
                         files={k: (f"../../etc/{k}.png", content[v]) for k, v in files.items()})

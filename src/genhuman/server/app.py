@@ -172,7 +172,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         try:
             image_name = _save(storage, image, IMAGE_EXTENSIONS, ".img", settings.max_upload_bytes, "image")
             saved.append(image_name)
-            validation.check_image(storage.upload_path(image_name))
+            validation.check_image(storage.upload_path(image_name), options.get("face_index") or 0)
             if has_audio:
                 audio_name = _save(storage, audio, AUDIO_EXTENSIONS, ".audio", settings.max_upload_bytes, "audio")
                 saved.append(audio_name)

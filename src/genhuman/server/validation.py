@@ -57,12 +57,16 @@ def _hide_path(exc: InputError, path: Path, what: str) -> InputError:
     return InputError(message)
 
 
-def check_image(path: Path) -> tuple[int, int]:
-    """Decode the uploaded portrait; returns (width, height)."""
+def check_image(path: Path, face_index: int = 0) -> tuple[int, int]:
+    """Decode the uploaded portrait and find the face to animate, so that a photo
+    without one is refused at upload rather than failing in the queue.
+    Returns (width, height)."""
+    from genhuman.face import face_landmarks
     from genhuman.media import load_image
 
     try:
         image = load_image(path)
+        face_landmarks(image, face_index, name="the uploaded image")
     except InputError as exc:
         raise _hide_path(exc, path, "the uploaded image") from None
     return image.shape[1], image.shape[0]
