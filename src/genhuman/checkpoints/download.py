@@ -1,0 +1,99 @@
+"""``genhuman download echomimic|echomimic_v2``: fetch the official weights from the Hugging Face hub.
+
+V1's repo holds everything. V2's repo lacks the VAE and whisper (spec §2.9): the VAE comes
+from ``stabilityai/sd-vae-ft-mse`` and whisper ``tiny.pt`` from OpenAI's public URL (checked
+against its SHA-256). sd-image-variations is not needed: its UNet geometry is built in.
+Connectivity is checked first, so offline it fails in seconds with one clear line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from genhuman.checkpoints.layout import VAE_DIR, VARIANTS, whisper_file
+from genhuman.errors import GenHumanError, InputError
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("echomimic", "echomimic_v2")
+VAE_REPO = "stabilityai/sd-vae-ft-mse"
+WHISPER_SHA256 = "65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9"
+WHISPER_URL = f"https://openaipublic.azureedge.net/main/whisper/models/{WHISPER_SHA256}/tiny.pt"
+CONNECT_TIMEOUT_S = 5.0
+
+
+class DownloadError(GenHumanError):
+    """The hub (or a mirror) could not be reached or returned something wrong."""
+
+
+def check_connectivity(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and "huggingface" in url:
+        raise DownloadError("HF_HUB_OFFLINE=1 is set; unset it to download weights")
+    host = urlparse(url).hostname or url
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        raise DownloadError(f"cannot reach {host} ({exc.__class__.__name__}: {exc}); check the network or "
+                            f"download the weights elsewhere and pass their folder with --weights") from None
+
+
+def _patterns(family: str, variant: str | None) -> list[str] | None:
+    if variant is None:
+        return None
+    chosen = VARIANTS.get(variant)
+    if chosen is None or chosen.family != family:
+        names = [v.name for v in VARIANTS.values() if v.family == family]
+        raise InputError(f"variant {variant!r} is not one of {family}'s: {', '.join(names)}")
+    return list(chosen.files) + [f"{VAE_DIR}/*", "audio_processor/*"]
+
+
+def _fetch_whisper(target: Path) -> None:
+    check_connectivity(WHISPER_URL)
+    partial = target.with_suffix(".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(WHISPER_URL, timeout=30) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != WHISPER_SHA256:
+            raise DownloadError("whisper tiny.pt failed its SHA-256 check")
+        partial.rename(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def download_echomimic(family: str, directory: str | Path, variant: str | None = None) -> Path:
+    """Fetch ``family``'s official weights (one ``variant``'s files, or all) into ``directory``."""
+    if family not in FAMILIES:
+        raise InputError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    directory = Path(directory)
+    patterns = _patterns(family, variant)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    check_connectivity(endpoint)
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    repo = "BadToBest/EchoMimic" if family == "echomimic" else "BadToBest/EchoMimicV2"
+    try:
+        snapshot_download(repo, local_dir=directory, allow_patterns=patterns)
+        if not (directory / VAE_DIR / "config.json").is_file():
+            snapshot_download(VAE_REPO, local_dir=directory / VAE_DIR,
+                              allow_patterns=["config.json", "diffusion_pytorch_model.safetensors"])
+    except (HfHubHTTPError, OSError) as exc:
+        raise DownloadError(f"download from the Hugging Face hub failed: {exc}".splitlines()[0]) from None
+    if whisper_file(directory) is None:
+        _fetch_whisper(directory / "audio_processor" / ("tiny.pt" if family == "echomimic_v2" else "whisper_tiny.pt"))
+    shutil.rmtree(directory / ".cache", ignore_errors=True)  # huggingface_hub's local_dir bookkeeping
+    log.info("downloaded %s to %s", repo, directory)
+    return directory

@@ -1,0 +1,219 @@
+"""Load EchoMimic weights (official layout or our converted folder) and convert between them.
+
+Official layout: the ``.pth`` state dicts of spec §2.9, ``sd-vae-ft-mse/`` (diffusers),
+``audio_processor/{whisper_tiny,tiny}.pt`` (OpenAI format) and, optionally,
+``sd-image-variations-diffusers/unet/config.json`` (its geometry; SD-1.5 is assumed without it).
+
+Converted layout (``genhuman convert``)::
+
+    genhuman.json                  manifest: family, variant, condition channels, dtype
+    reference_unet/                config.json + model.safetensors
+    denoising_unet/                2D part and motion modules merged
+    condition_encoder/
+    vae/                           diffusers AutoencoderKL (safetensors)
+    whisper/                       transformers WhisperEncoder config.json + model.safetensors
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genhuman.checkpoints.layout import (MANIFEST, UNET_CONFIG, VAE_DIR, Variant, check_official, get_variant,
+                                         official_root, whisper_file)
+from genhuman.errors import InputError, MissingWeightsError
+from genhuman.models import (ConditionEncoder, ConditionEncoderConfig, EchoUNet3D, ReferenceUNet2D, UNet3DConfig,
+                             UNetConfig)
+from genhuman.models.pretrained import CONFIG_NAME, WEIGHTS_NAME, save_state_dict
+from genhuman.progress import ProgressFn, report
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("reference_unet", "denoising_unet", "condition_encoder")
+
+
+@dataclass
+class EchoMimicComponents:
+    vae: Any  # diffusers AutoencoderKL
+    reference_unet: ReferenceUNet2D
+    denoising_unet: EchoUNet3D
+    condition_encoder: ConditionEncoder
+    audio_encoder: Any  # transformers WhisperEncoder
+    variant: Variant
+    layout: str  # "official" or "converted"
+    source: Path
+
+
+def is_converted(directory: Path) -> bool:
+    return (Path(directory) / MANIFEST).is_file()
+
+
+def read_pth(path: Path) -> dict[str, torch.Tensor]:
+    """An official state dict, unpickled safely; memory-mapped when the file allows it."""
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) serialization cannot be mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read {str(path)!r}: {first_line}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{str(path)!r} is not a state dict of tensors")
+    return state
+
+
+def condition_config(state: dict[str, torch.Tensor]) -> ConditionEncoderConfig:
+    """FaceLocator/PoseEncoder geometry read off the weight shapes (1 or 3 input channels)."""
+    return ConditionEncoderConfig(
+        conditioning_channels=state["conv_in.weight"].shape[1],
+        embedding_channels=state["conv_out.weight"].shape[0],
+        block_out_channels=tuple(state[k].shape[0] for k in ("conv_in.weight", "blocks.1.weight",
+                                                               "blocks.3.weight", "blocks.5.weight")))
+
+
+def _unet_configs(root: Path, denoiser_state: dict[str, torch.Tensor]) -> tuple[UNetConfig, UNet3DConfig]:
+    audio_key = next(k for k in denoiser_state if k.endswith("attn2.to_k.weight"))
+    audio_dim = denoiser_state[audio_key].shape[1]
+    if (root / UNET_CONFIG).is_file():
+        data = json.loads((root / UNET_CONFIG).read_text())
+        return (UNetConfig.from_diffusers_config(data),
+                UNet3DConfig.from_diffusers_config(data, cross_attention_dim=audio_dim))
+    return UNetConfig.sd15(), UNet3DConfig.sd15(cross_attention_dim=audio_dim)
+
+
+def _official_networks(root: Path, variant: Variant, dtype: torch.dtype | None):
+    reference_state = read_pth(root / variant.reference_unet)
+    denoiser_state = {**read_pth(root / variant.denoising_unet), **read_pth(root / variant.motion_module)}
+    condition_state = read_pth(root / variant.condition_encoder)
+    ref_config, den_config = _unet_configs(root, denoiser_state)
+    return (
+        ReferenceUNet2D.from_state_dict(ref_config, reference_state, dtype, variant.reference_unet),
+        EchoUNet3D.from_state_dict(den_config, denoiser_state,
+                                   dtype, f"{variant.denoising_unet} + {variant.motion_module}"),
+        ConditionEncoder.from_state_dict(condition_config(condition_state), condition_state, dtype,
+                                         variant.condition_encoder),
+    )
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / MANIFEST).read_text())
+
+
+def _check_converted(directory: Path, wanted: str | None) -> Variant:
+    manifest = _read_manifest(directory)
+    variant = get_variant(manifest["variant"])
+    if wanted is not None and wanted != variant.name:
+        raise MissingWeightsError(
+            f"{str(directory)!r} holds the converted '{variant.name}' weights, not '{wanted}'; convert that "
+            f"variant with `genhuman convert {variant.family} SRC DST --variant {wanted}`")
+    missing = [f"{name}/{file}" for name in COMPONENTS + ("whisper",) for file in (CONFIG_NAME, WEIGHTS_NAME)
+               if not (directory / name / file).is_file()]
+    if not (directory / "vae" / CONFIG_NAME).is_file():
+        missing.append("vae/")
+    if missing:
+        raise MissingWeightsError(f"converted EchoMimic folder {str(directory)!r} is incomplete: missing "
+                                  f"{', '.join(missing)}; convert again with `genhuman convert`")
+    return variant
+
+
+def _whisper_from_openai(path: Path):
+    from genhuman.audio_features.whisper import build_whisper_encoder, convert_openai_whisper
+
+    return build_whisper_encoder(*convert_openai_whisper(path))
+
+
+def _whisper_from_folder(directory: Path):
+    from safetensors.torch import load_file
+    from transformers import WhisperConfig
+
+    from genhuman.audio_features.whisper import build_whisper_encoder
+
+    return build_whisper_encoder(WhisperConfig.from_pretrained(directory), load_file(directory / WEIGHTS_NAME))
+
+
+def load_echomimic(directory: str | Path, variant: str | None = None,
+                   dtype: torch.dtype = torch.float32) -> EchoMimicComponents:
+    """Every network an EchoMimic pipeline needs, on the CPU in ``dtype`` (the whisper encoder stays fp32).
+
+    ``directory`` is a converted folder (its variant is fixed; ``variant`` may be None) or the
+    official layout (``variant`` defaults to "audio"; "v2"/"v2_acc" for EchoMimicV2).
+    """
+    from diffusers import AutoencoderKL
+
+    directory = Path(directory)
+    if is_converted(directory):
+        chosen = _check_converted(directory, variant)
+        return EchoMimicComponents(
+            vae=AutoencoderKL.from_pretrained(directory / "vae", torch_dtype=dtype, low_cpu_mem_usage=False).eval(),
+            reference_unet=ReferenceUNet2D.from_pretrained(directory / "reference_unet", dtype),
+            denoising_unet=EchoUNet3D.from_pretrained(directory / "denoising_unet", dtype),
+            condition_encoder=ConditionEncoder.from_pretrained(directory / "condition_encoder", dtype),
+            audio_encoder=_whisper_from_folder(directory / "whisper"),
+            variant=chosen, layout="converted", source=directory)
+    chosen = get_variant(variant or "audio")
+    root = official_root(directory)
+    check_official(root, chosen)
+    reference_unet, denoising_unet, condition_encoder = _official_networks(root, chosen, dtype)
+    return EchoMimicComponents(
+        vae=AutoencoderKL.from_pretrained(root / VAE_DIR, torch_dtype=dtype, low_cpu_mem_usage=False).eval(),
+        reference_unet=reference_unet, denoising_unet=denoising_unet, condition_encoder=condition_encoder,
+        audio_encoder=_whisper_from_openai(whisper_file(root)),
+        variant=chosen, layout="official", source=root)
+
+
+def convert_echomimic(source: str | Path, destination: str | Path, variant: str = "audio",
+                      dtype: torch.dtype | None = None, progress: ProgressFn | None = None) -> Path:
+    """Official layout -> converted folder (safetensors + config.json per component).
+
+    Writes into a hidden sibling folder and renames it at the end, so a failure leaves nothing.
+    ``dtype`` (e.g. ``torch.float16``) casts the UNets and the condition encoder; the VAE and
+    whisper stay fp32.
+    """
+    from diffusers import AutoencoderKL
+
+    source, destination = Path(source), Path(destination)
+    chosen = get_variant(variant)
+    if is_converted(source):
+        raise InputError(f"{str(source)!r} is already a converted folder")
+    if destination.exists() and any(destination.iterdir()):
+        raise InputError(f"destination {str(destination)!r} exists and is not empty")
+    root = official_root(source)
+    check_official(root, chosen)
+    work = destination.parent / f".{destination.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        networks = _official_networks(root, chosen, None)
+        for i, (name, model) in enumerate(zip(COMPONENTS, networks)):
+            report(progress, 0.1 + 0.2 * i, f"converting {name}")
+            model.save_pretrained(work / name, dtype=dtype)
+            del model
+        del networks
+        report(progress, 0.7, "converting the VAE")
+        AutoencoderKL.from_pretrained(root / VAE_DIR, low_cpu_mem_usage=False).save_pretrained(work / "vae")
+        report(progress, 0.85, "converting whisper")
+        from genhuman.audio_features.whisper import convert_openai_whisper
+
+        whisper_config, whisper_state = convert_openai_whisper(whisper_file(root))
+        whisper_config.save_pretrained(work / "whisper")
+        save_state_dict(whisper_state, work / "whisper" / WEIGHTS_NAME)
+        manifest = {"format": "genhuman-echomimic", "format_version": 1, "family": chosen.family,
+                    "variant": chosen.name, "condition_channels": chosen.condition_channels,
+                    "accelerated": chosen.accelerated, "dtype": str(dtype or "as-is").replace("torch.", "")}
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if destination.exists():
+            destination.rmdir()
+        work.rename(destination)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    report(progress, 1.0, "converted")
+    log.info("converted %s (%s) to %s", root, chosen.name, destination)
+    return destination

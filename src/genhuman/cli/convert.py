@@ -1,0 +1,38 @@
+"""``genhuman convert echomimic|echomimic_v2 SRC DST``: official .pth weights -> safetensors folders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from genhuman.errors import InputError
+
+FAMILY_VARIANTS = {"echomimic": ("audio", "acc", "pose", "pose_acc"), "echomimic_v2": ("v2", "v2_acc")}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert official weights to safetensors folders",
+                       description="Convert an official EchoMimic weights folder (the .pth files, "
+                                   "sd-vae-ft-mse/, audio_processor/*.pt) into one safetensors folder "
+                                   "per variant, which loads faster and safely.")
+    p.add_argument("family", choices=list(FAMILY_VARIANTS), help="model family")
+    p.add_argument("source", type=Path, help="official weights folder (or a clone holding pretrained_weights/)")
+    p.add_argument("destination", type=Path, help="new folder to write")
+    p.add_argument("--variant", help="echomimic: audio (default), acc, pose, pose_acc; echomimic_v2: v2 (default), "
+                                     "v2_acc")
+    p.add_argument("--fp16", action="store_true", help="store the UNets and condition encoder in float16")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from genhuman.checkpoints import convert_echomimic
+
+    variants = FAMILY_VARIANTS[args.family]
+    variant = args.variant or variants[0]
+    if variant not in variants:
+        raise InputError(f"variant {variant!r} is not one of {args.family}'s: {', '.join(variants)}")
+    out = convert_echomimic(args.source, args.destination, variant, torch.float16 if args.fp16 else None)
+    print(f"converted {args.family} ({variant}) to {out}")
+    return 0

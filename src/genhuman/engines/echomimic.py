@@ -1,0 +1,178 @@
+"""The ``echomimic`` engine: EchoMimic V1 (audio-driven, landmark-pose, accelerated) on the
+official weights, through :class:`genhuman.pipelines.EchoMimicPipeline`.
+
+Which weights: the official layout holds several variants; the engine picks ``audio`` or
+``pose`` (when the request has a pose folder or driving video), with ``_acc`` when
+``accelerated``. A converted folder holds one variant, used as it is. The networks are
+loaded on the first request that needs them and kept for the next requests (one variant at a time).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+import torch
+
+from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
+from genhuman.errors import InputError, MissingWeightsError
+from genhuman.progress import CancelFn, ProgressFn, Stage, report
+
+if TYPE_CHECKING:
+    from genhuman.checkpoints.layout import Variant
+    from genhuman.pipelines import EchoMimicSettings
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_FPS = 24  # every official script passes 24 (the pipeline default 25 is unused)
+GENERIC_FPS = AnimateRequest.fps  # a request left at the generic default gets the official fps
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEFAULT_SIZE = 512
+
+
+def _device(name: Optional[str]) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda requested but no CUDA GPU is available")
+    return device
+
+
+class EchoMimicEngine:
+    name = "echomimic"
+
+    def __init__(self, options: EngineOptions):
+        if options.weights is None:
+            raise MissingWeightsError(
+                "the echomimic engine needs weights: pass --weights DIR (the official EchoMimic folder or a "
+                "converted one); get them with `genhuman download echomimic`")
+        self.weights = Path(options.weights)
+        if not self.weights.is_dir():
+            raise MissingWeightsError(
+                f"weights folder {str(self.weights)!r} does not exist; get the weights with "
+                f"`genhuman download echomimic --dir {self.weights}`")
+        self.options = options
+        self.device = _device(options.device)
+        if options.dtype is not None and options.dtype not in DTYPES:
+            raise InputError(f"unknown dtype {options.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        self.dtype = DTYPES[options.dtype] if options.dtype else (
+            torch.float16 if self.device.type == "cuda" else torch.float32)
+        self._loaded: Optional[tuple[Optional[str], object, object]] = None  # (asked variant, components, pipeline)
+        from genhuman.checkpoints import is_converted
+
+        self._converted = is_converted(self.weights)
+
+    def _variant(self, pose: bool) -> Optional[str]:
+        if self._converted:
+            return "acc" if self.options.accelerated and not pose else None  # the manifest decides
+        if pose:
+            return "pose_acc" if self.options.accelerated else "pose"
+        return "acc" if self.options.accelerated else "audio"
+
+    def _load(self, variant: Optional[str]):
+        if self._loaded is not None and self._loaded[0] == variant:
+            return self._loaded[1], self._loaded[2]
+        from genhuman.checkpoints import load_echomimic
+        from genhuman.pipelines import EchoMimicPipeline
+
+        self._loaded = None  # free the previous variant before loading the next
+        started = time.perf_counter()
+        components = load_echomimic(self.weights, variant, dtype=self.dtype)
+        if components.variant.family != "echomimic":
+            raise InputError(f"{str(self.weights)!r} holds EchoMimicV2 weights; use --engine echomimic_v2")
+        pipeline = EchoMimicPipeline(components.vae, components.reference_unet, components.denoising_unet,
+                                     components.condition_encoder, components.audio_encoder,
+                                     device=self.device, dtype=self.dtype, compile=self.options.compile)
+        log.info("loaded EchoMimic %s (%s layout) on %s/%s in %.1f s", components.variant.name,
+                 components.layout, self.device, self.dtype, time.perf_counter() - started)
+        self._loaded = (variant, components, pipeline)
+        return components, pipeline
+
+    def animate(self, image: ImageInput, audio: AudioInput, output: Union[str, Path], request: AnimateRequest,
+                progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None) -> AnimateResult:
+        from genhuman.media import is_silent, load_audio, load_image, resize_max
+        started = time.perf_counter()
+        output = Path(output)
+        if output.suffix.lower() != ".mp4":
+            raise InputError(f"output must be an .mp4 file, got {str(output)!r}")
+        portrait = resize_max(load_image(image), request.max_size)
+        wave = load_audio(audio)
+        if is_silent(wave):
+            raise InputError("the audio is silent")
+        size = _square_size(request)
+        components, pipeline = self._load(self._variant(pose=request.pose is not None))
+        variant = components.variant
+        if request.pose is not None and variant.condition_channels != 3:
+            raise InputError(f"a pose input needs the landmark-pose weights, but {str(self.weights)!r} "
+                             f"holds the '{variant.name}' variant")
+        if request.pose is None and variant.condition_channels == 3:
+            raise InputError(f"the '{variant.name}' weights are driven by landmarks: give --pose (a folder "
+                             "of landmark .npy files or a driving video)")
+        report(progress, 0.02, "weights ready")
+        settings = settings_for(request, variant, size)
+        landmarks = _landmark_source(request.pose, size) if request.pose is not None else None
+        result = pipeline(portrait, wave, output, settings, landmarks=landmarks,
+                          progress=Stage(progress, 0.02, 1.0), should_cancel=should_cancel)
+        timings = dict(result.timings, total=time.perf_counter() - started)
+        return AnimateResult(output=output, frames=result.frames, fps=result.fps, width=result.width,
+                             height=result.height, seconds=result.frames / result.fps, timings=timings)
+
+
+def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "EchoMimicSettings":
+    """Pipeline settings: the request's values, else the official ones for this variant
+    (30 steps / cfg 2.5, or 6 steps / cfg 1.0 for the acc weights; fps 24; shift 2 for the
+    audio model and 3 for the pose model; noise clamped to +-1.5 except non-acc pose).
+    ``request.extra`` may set the tuning knobs."""
+    from genhuman.pipelines import EchoMimicSettings
+    from genhuman.sampling import WindowSchedule
+
+    unknown = sorted(set(request.extra) - _EXTRA_SETTINGS)
+    if unknown:
+        raise InputError(f"unknown echomimic options: {', '.join(unknown)}")
+    if request.steps is not None and not 1 <= request.steps <= 1000:
+        raise InputError(f"steps must be between 1 and 1000, got {request.steps}")
+    if request.cfg is not None and not 0 <= request.cfg <= 50:
+        raise InputError(f"cfg must be between 0 and 50, got {request.cfg}")
+    return EchoMimicSettings(
+        size=size,
+        steps=request.steps or (6 if variant.accelerated else 30),
+        guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
+        fps=OFFICIAL_FPS if request.fps == GENERIC_FPS else request.fps,
+        seed=request.seed,
+        face_index=request.face_index,
+        paste_back=request.paste_back,
+        context=WindowSchedule(12, 3, 3 if variant.condition_channels == 3 else 2),
+        clamp_noise=None if variant.name == "pose" else 1.5,  # only the non-acc pose pipeline skips it
+        **request.extra,
+    )
+
+
+_EXTRA_SETTINGS = {"window_batch", "decode_batch", "crop_dilation", "mask_dilation", "max_frames"}
+
+
+def _square_size(request: AnimateRequest) -> int:
+    width, height = request.width, request.height
+    if width and height and width != height:
+        raise InputError(f"EchoMimic generates square videos; got --width {width} and --height {height}")
+    size = width or height or DEFAULT_SIZE
+    if size % 64:
+        raise InputError(f"the EchoMimic size must be a multiple of 64, got {size}")
+    return size
+
+
+def _landmark_source(pose: Path, size: int):
+    """A pose folder (official: landmarks in the 512 crop) or a driving video."""
+    from genhuman.pipelines.landmarks import landmarks_from_video, load_landmark_folder
+
+    pose = Path(pose)
+    if pose.is_dir():
+        return load_landmark_folder(pose) * (size / 512.0)
+    if pose.is_file():
+        return lambda reference, frames: landmarks_from_video(pose, reference, frames)
+    raise InputError(f"pose input not found: {str(pose)!r}")

@@ -1,0 +1,135 @@
+"""The ``echomimic_v2`` engine: EchoMimic V2 half-body animation on the official weights,
+through :class:`genhuman.pipelines.echomimic_v2.EchoMimicV2Pipeline`.
+
+Pose input (``request.pose``): an official pose folder (``{i}.npy``), a driving video
+(MediaPipe pose + hands, aligned like the official notebook), or nothing (hand motion is
+generated from the speech). Weights: the official layout's ``v2`` variant, or ``v2_acc``
+(6 steps, no CFG) with ``accelerated``; a converted folder is used as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
+from genhuman.engines.echomimic import DTYPES, GENERIC_FPS, OFFICIAL_FPS, _device
+from genhuman.errors import InputError, MissingWeightsError
+from genhuman.progress import CancelFn, ProgressFn, Stage, report
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = 768  # the V2 training and official inference size
+_EXTRA_SETTINGS = {"window_batch", "decode_batch", "max_frames", "align", "retarget", "pose_extension",
+                   "cached_pose_frames"}
+
+
+class EchoMimicV2Engine:
+    name = "echomimic_v2"
+
+    def __init__(self, options: EngineOptions):
+        if options.weights is None:
+            raise MissingWeightsError(
+                "the echomimic_v2 engine needs weights: pass --weights DIR (the official EchoMimicV2 folder or a "
+                "converted one); get them with `genhuman download echomimic_v2`")
+        self.weights = Path(options.weights)
+        if not self.weights.is_dir():
+            raise MissingWeightsError(
+                f"weights folder {str(self.weights)!r} does not exist; get the weights with "
+                f"`genhuman download echomimic_v2 --dir {self.weights}`")
+        if options.dtype is not None and options.dtype not in DTYPES:
+            raise InputError(f"unknown dtype {options.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        import torch
+
+        from genhuman.checkpoints import is_converted
+
+        self.options = options
+        self.device = _device(options.device)
+        self.dtype = DTYPES[options.dtype] if options.dtype else (
+            torch.float16 if self.device.type == "cuda" else torch.float32)
+        self._variant = None if is_converted(self.weights) else ("v2_acc" if options.accelerated else "v2")
+        self._loaded = None  # (components, pipeline), loaded on the first request
+
+    def _load(self):
+        if self._loaded is not None:
+            return self._loaded
+        from genhuman.checkpoints import load_echomimic
+        from genhuman.pipelines.echomimic_v2 import EchoMimicV2Pipeline
+
+        started = time.perf_counter()
+        components = load_echomimic(self.weights, self._variant, dtype=self.dtype)
+        if components.variant.family != "echomimic_v2":
+            raise InputError(f"{str(self.weights)!r} holds EchoMimic (V1) weights; use --engine echomimic")
+        pipeline = EchoMimicV2Pipeline(components.vae, components.reference_unet, components.denoising_unet,
+                                       components.condition_encoder, components.audio_encoder,
+                                       device=self.device, dtype=self.dtype, compile=self.options.compile)
+        log.info("loaded EchoMimicV2 %s (%s layout) on %s/%s in %.1f s", components.variant.name,
+                 components.layout, self.device, self.dtype, time.perf_counter() - started)
+        self._loaded = (components, pipeline)
+        return self._loaded
+
+    def animate(self, image: ImageInput, audio: AudioInput, output: Union[str, Path], request: AnimateRequest,
+                progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None) -> AnimateResult:
+        from genhuman.media import is_silent, load_audio, load_image, resize_max
+
+        started = time.perf_counter()
+        output = Path(output)
+        if output.suffix.lower() != ".mp4":
+            raise InputError(f"output must be an .mp4 file, got {str(output)!r}")
+        photo = resize_max(load_image(image), request.max_size)
+        wave = load_audio(audio)
+        if is_silent(wave):
+            raise InputError("the audio is silent")
+        components, pipeline = self._load()
+        settings = settings_for(request, components.variant)
+        report(progress, 0.02, "weights ready")
+        pose = None
+        if request.pose is not None:
+            frames = int(len(wave) / 16000 * settings.fps) + 1
+            pose = load_pose_input(Path(request.pose), settings.height, settings.width, frames,
+                                   Stage(progress, 0.02, 0.1), should_cancel)
+        result = pipeline(photo, wave, output, settings, pose=pose, progress=Stage(progress, 0.1, 1.0),
+                          should_cancel=should_cancel)
+        timings = dict(result.timings, total=time.perf_counter() - started)
+        return AnimateResult(output=output, frames=result.frames, fps=result.fps, width=result.width,
+                             height=result.height, seconds=result.frames / result.fps, timings=timings)
+
+
+def settings_for(request: AnimateRequest, variant):
+    """The request's values, else the official ones: 768x768, 30 steps / cfg 2.5 (6 / 1.0 with
+    the acc weights), fps 24, windows 12/3 shifted by 3 per step. ``request.extra`` may set
+    the tuning knobs (window_batch, decode_batch, max_frames, align, retarget, pose_extension)."""
+    from genhuman.pipelines.echomimic_v2 import EchoMimicV2Settings
+
+    unknown = sorted(set(request.extra) - _EXTRA_SETTINGS)
+    if unknown:
+        raise InputError(f"unknown echomimic_v2 options: {', '.join(unknown)}")
+    width = request.width or request.height or DEFAULT_SIZE
+    height = request.height or request.width or DEFAULT_SIZE
+    return EchoMimicV2Settings(
+        width=width, height=height,
+        steps=request.steps or (6 if variant.accelerated else 30),
+        guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
+        fps=OFFICIAL_FPS if request.fps == GENERIC_FPS else request.fps,
+        seed=request.seed,
+        **request.extra,
+    )
+
+
+def load_pose_input(path: Path, height: int, width: int, max_frames: int,
+                    progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None):
+    """An official pose folder as it is, or a driving video's pose aligned to a (height, width) crop."""
+    from genhuman.pose.align import crop_pose, pose_crop
+    from genhuman.pose.extract import extract_video_pose
+    from genhuman.pose.format import load_pose_dir
+
+    if path.is_dir():
+        return load_pose_dir(path)
+    if not path.is_file():
+        raise InputError(f"pose input not found: {str(path)!r}")
+    pose, (video_h, video_w) = extract_video_pose(path, max_frames=max_frames, progress=progress,
+                                                  should_cancel=should_cancel)
+    box = pose_crop(pose, video_h, video_w, aspect=width / height)
+    return crop_pose(pose, box, video_h, video_w, height, width)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from genhuman.errors import InputError
+from genhuman.pipelines.face_crop import FaceCrop, dilate
+from genhuman.pipelines.landmarks import load_landmark_folder, render_landmarks
+
+
+def test_official_crop_hand_computed():
+    # face box 100x80 at (200, 150); crop dilation 0.5 -> (150, 110, 350, 270), 200x160;
+    # centred square of side 160 -> x from 150 + 20 = 170
+    crop = FaceCrop.official((200, 150, 300, 230), width=640, height=480)
+    assert crop.box == (170, 110, 330, 270)
+    assert crop.mask_box == pytest.approx(dilate((200, 150, 300, 230), 0.1)) == (190, 142, 310, 238)
+
+
+def test_crop_is_clipped_to_the_image():
+    crop = FaceCrop.official((0, 0, 100, 200), width=150, height=300)
+    x0, y0, x1, y1 = crop.box
+    assert x0 >= 0 and y0 >= 0 and x1 <= 150 and y1 <= 300 and x1 - x0 == y1 - y0 == 150
+
+
+def test_mask_marks_the_dilated_face_box_in_crop_pixels():
+    crop = FaceCrop.official((200, 150, 300, 230), width=640, height=480)
+    mask = crop.mask(320)  # 2 px per portrait pixel
+    rows, cols = np.nonzero(mask)
+    assert (cols.min(), cols.max() + 1) == (2 * (190 - 170), 2 * (310 - 170))
+    assert (rows.min(), rows.max() + 1) == (2 * (142 - 110), 2 * (238 - 110))
+    assert set(np.unique(mask)) == {0.0, 1.0}
+
+
+def test_paste_back_blends_only_inside_the_crop():
+    portrait = np.full((480, 640, 3), 50, np.uint8)
+    crop = FaceCrop.official((200, 150, 300, 230), width=640, height=480)
+    weights = crop.paste_weights()
+    assert weights.shape == (160, 160, 1) and weights.max() == pytest.approx(1.0) and weights[0, 0, 0] == 0
+    out = crop.paste(portrait, np.full((64, 64, 3), 250, np.uint8), weights)
+    assert (out[:110] == 50).all() and (out[:, :170] == 50).all()
+    assert (out[190, 250] == 250).all()  # crop centre: fully generated
+    assert crop.to_crop_pixels(np.array([[170.0, 110.0], [330.0, 270.0]]), 320).tolist() == [[0, 0], [320, 320]]
+
+
+def test_render_landmarks_draws_eyes_but_not_the_mouth():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(20, 100, size=(478, 2)).astype(np.float32)
+    points[[13, 14, 61, 291]] = [[60, 120], [60, 124], [40, 122], [80, 122]]  # mouth far below
+    image = render_landmarks(points, 128)
+    assert image.shape == (128, 128, 3) and image.dtype == np.float32 and 0 < image.max() <= 1
+    assert image[118:126, 38:82].max() == 0
+
+
+def test_landmark_folder(tmp_path):
+    with pytest.raises(InputError, match="no numbered .npy"):
+        load_landmark_folder(tmp_path)
+    for i in (1, 0, 10, 2):
+        np.save(tmp_path / f"{i}.npy", np.full((478, 3), i, np.float64))
+    frames = load_landmark_folder(tmp_path)
+    assert frames.shape == (4, 478, 2) and frames[:, 0, 0].tolist() == [0, 1, 2, 10]
+    np.save(tmp_path / "3.npy", np.zeros((68, 2)))
+    with pytest.raises(InputError, match="3.npy"):
+        load_landmark_folder(tmp_path)
