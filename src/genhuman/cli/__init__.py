@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from genhuman import __version__
 from genhuman.errors import GenHumanError
@@ -23,7 +24,7 @@ COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "serve"]
 class OneLineErrorParser(argparse.ArgumentParser):
     """Bad options give one line on stderr (exit 2), not the whole usage text."""
 
-    def error(self, message: str) -> "NoReturn":  # noqa: F821
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

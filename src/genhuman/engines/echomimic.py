@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
-import torch
 
 from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
-from genhuman.errors import InputError, MissingWeightsError
+from genhuman.engines.diffusion import DiffusionEngine, official_fps
+from genhuman.errors import InputError
 from genhuman.progress import CancelFn, ProgressFn, Stage, report
 
 if TYPE_CHECKING:
@@ -26,43 +26,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OFFICIAL_FPS = 24  # every official script passes 24 (the pipeline default 25 is unused)
-GENERIC_FPS = AnimateRequest.fps  # a request left at the generic default gets the official fps
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_SIZE = 512
 
 
-def _device(name: Optional[str]) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device cuda requested but no CUDA GPU is available")
-    return device
-
-
-class EchoMimicEngine:
+class EchoMimicEngine(DiffusionEngine):
     name = "echomimic"
+    weights_description = "the official EchoMimic folder or a converted one"
 
     def __init__(self, options: EngineOptions):
-        if options.weights is None:
-            raise MissingWeightsError(
-                "the echomimic engine needs weights: pass --weights DIR (the official EchoMimic folder or a "
-                "converted one); get them with `genhuman download echomimic`")
-        self.weights = Path(options.weights)
-        if not self.weights.is_dir():
-            raise MissingWeightsError(
-                f"weights folder {str(self.weights)!r} does not exist; get the weights with "
-                f"`genhuman download echomimic --dir {self.weights}`")
-        self.options = options
-        self.device = _device(options.device)
-        if options.dtype is not None and options.dtype not in DTYPES:
-            raise InputError(f"unknown dtype {options.dtype!r}; choose one of: {', '.join(DTYPES)}")
-        self.dtype = DTYPES[options.dtype] if options.dtype else (
-            torch.float16 if self.device.type == "cuda" else torch.float32)
+        super().__init__(options)
         self._loaded: Optional[tuple[Optional[str], object, object]] = None  # (asked variant, components, pipeline)
         from genhuman.checkpoints import is_converted
 
@@ -96,15 +68,8 @@ class EchoMimicEngine:
 
     def animate(self, image: ImageInput, audio: AudioInput, output: Union[str, Path], request: AnimateRequest,
                 progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None) -> AnimateResult:
-        from genhuman.media import is_silent, load_audio, load_image, resize_max
         started = time.perf_counter()
-        output = Path(output)
-        if output.suffix.lower() != ".mp4":
-            raise InputError(f"output must be an .mp4 file, got {str(output)!r}")
-        portrait = resize_max(load_image(image), request.max_size)
-        wave = load_audio(audio)
-        if is_silent(wave):
-            raise InputError("the audio is silent")
+        output, portrait, wave = self.read_inputs(image, audio, output, request)
         size = _square_size(request)
         components, pipeline = self._load(self._variant(pose=request.pose is not None))
         variant = components.variant
@@ -119,9 +84,7 @@ class EchoMimicEngine:
         landmarks = _landmark_source(request.pose, size) if request.pose is not None else None
         result = pipeline(portrait, wave, output, settings, landmarks=landmarks,
                           progress=Stage(progress, 0.02, 1.0), should_cancel=should_cancel)
-        timings = dict(result.timings, total=time.perf_counter() - started)
-        return AnimateResult(output=output, frames=result.frames, fps=result.fps, width=result.width,
-                             height=result.height, seconds=result.frames / result.fps, timings=timings)
+        return self.result(output, result, started)
 
 
 def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "EchoMimicSettings":
@@ -143,7 +106,7 @@ def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "Ech
         size=size,
         steps=request.steps or (6 if variant.accelerated else 30),
         guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
-        fps=OFFICIAL_FPS if request.fps == GENERIC_FPS else request.fps,
+        fps=official_fps(request),
         seed=request.seed,
         face_index=request.face_index,
         paste_back=request.paste_back,

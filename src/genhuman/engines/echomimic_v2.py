@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
-from genhuman.engines.echomimic import DTYPES, GENERIC_FPS, OFFICIAL_FPS, _device
-from genhuman.errors import InputError, MissingWeightsError
+from genhuman.engines.diffusion import DiffusionEngine, official_fps
+from genhuman.errors import InputError
 from genhuman.progress import CancelFn, ProgressFn, Stage, report
 
 log = logging.getLogger(__name__)
@@ -26,29 +26,14 @@ _EXTRA_SETTINGS = {"window_batch", "decode_batch", "max_frames", "align", "retar
                    "cached_pose_frames"}
 
 
-class EchoMimicV2Engine:
+class EchoMimicV2Engine(DiffusionEngine):
     name = "echomimic_v2"
+    weights_description = "the official EchoMimicV2 folder or a converted one"
 
     def __init__(self, options: EngineOptions):
-        if options.weights is None:
-            raise MissingWeightsError(
-                "the echomimic_v2 engine needs weights: pass --weights DIR (the official EchoMimicV2 folder or a "
-                "converted one); get them with `genhuman download echomimic_v2`")
-        self.weights = Path(options.weights)
-        if not self.weights.is_dir():
-            raise MissingWeightsError(
-                f"weights folder {str(self.weights)!r} does not exist; get the weights with "
-                f"`genhuman download echomimic_v2 --dir {self.weights}`")
-        if options.dtype is not None and options.dtype not in DTYPES:
-            raise InputError(f"unknown dtype {options.dtype!r}; choose one of: {', '.join(DTYPES)}")
-        import torch
-
+        super().__init__(options)
         from genhuman.checkpoints import is_converted
 
-        self.options = options
-        self.device = _device(options.device)
-        self.dtype = DTYPES[options.dtype] if options.dtype else (
-            torch.float16 if self.device.type == "cuda" else torch.float32)
         self._variant = None if is_converted(self.weights) else ("v2_acc" if options.accelerated else "v2")
         self._loaded = None  # (components, pipeline), loaded on the first request
 
@@ -72,16 +57,8 @@ class EchoMimicV2Engine:
 
     def animate(self, image: ImageInput, audio: AudioInput, output: Union[str, Path], request: AnimateRequest,
                 progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None) -> AnimateResult:
-        from genhuman.media import is_silent, load_audio, load_image, resize_max
-
         started = time.perf_counter()
-        output = Path(output)
-        if output.suffix.lower() != ".mp4":
-            raise InputError(f"output must be an .mp4 file, got {str(output)!r}")
-        photo = resize_max(load_image(image), request.max_size)
-        wave = load_audio(audio)
-        if is_silent(wave):
-            raise InputError("the audio is silent")
+        output, photo, wave = self.read_inputs(image, audio, output, request)
         components, pipeline = self._load()
         settings = settings_for(request, components.variant)
         report(progress, 0.02, "weights ready")
@@ -92,9 +69,7 @@ class EchoMimicV2Engine:
                                    Stage(progress, 0.02, 0.1), should_cancel)
         result = pipeline(photo, wave, output, settings, pose=pose, progress=Stage(progress, 0.1, 1.0),
                           should_cancel=should_cancel)
-        timings = dict(result.timings, total=time.perf_counter() - started)
-        return AnimateResult(output=output, frames=result.frames, fps=result.fps, width=result.width,
-                             height=result.height, seconds=result.frames / result.fps, timings=timings)
+        return self.result(output, result, started)
 
 
 def settings_for(request: AnimateRequest, variant):
@@ -112,7 +87,7 @@ def settings_for(request: AnimateRequest, variant):
         width=width, height=height,
         steps=request.steps or (6 if variant.accelerated else 30),
         guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
-        fps=OFFICIAL_FPS if request.fps == GENERIC_FPS else request.fps,
+        fps=official_fps(request),
         seed=request.seed,
         **request.extra,
     )
