@@ -33,3 +33,19 @@ class Stage:
 
     def __call__(self, fraction: float, message: str = "") -> None:
         report(self.progress, self.start + (self.end - self.start) * fraction, message)
+
+
+class Laps:
+    """Wall time per stage: ``laps("decode")`` records the time since the previous lap."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._clock = self._now()
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str) -> None:
+        now = self._now()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._clock
+        self._clock = now

@@ -12,7 +12,6 @@ Follows the official pipelines (spec echomimic.md §3.1-3.3) with these changes:
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -26,7 +25,7 @@ from genhuman.media import VideoWriter
 from genhuman.pipelines.face_crop import FaceCrop
 from genhuman.pipelines.landmarks import render_landmarks
 from genhuman.pipelines.vae_io import decode_frames, encode_image
-from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
+from genhuman.progress import CancelFn, Laps, ProgressFn, Stage, check_cancel, report
 from genhuman.sampling import WindowSchedule, denoise, echomimic_scheduler, initial_noise, uses_guidance
 
 log = logging.getLogger(__name__)
@@ -108,14 +107,7 @@ class EchoMimicPipeline:
             raise InputError(f"the generation size must be a multiple of {self.size_multiple}, got {size}")
         if self.uses_landmarks and landmarks is None:
             raise InputError("these weights are the landmark-pose model: give a pose folder or driving video")
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = now - clock
-            clock = now
+        lap = Laps()
 
         from genhuman.face import face_landmarks
 
@@ -181,7 +173,7 @@ class EchoMimicPipeline:
                     decode_stage((i + 1) / num_frames, "decoding")
         lap("decode")
         report(progress, 1.0, "done")
-        return PipelineResult(num_frames, settings.fps, width, height, timings)
+        return PipelineResult(num_frames, settings.fps, width, height, lap.timings)
 
 
 def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

@@ -17,7 +17,6 @@ reference tokens are dropped; windows shift by 3 frames per step. What V2 adds l
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -35,7 +34,7 @@ from genhuman.pose.extend import extend_pose
 from genhuman.pose.format import PoseSequence
 from genhuman.pose.generate import generate_pose
 from genhuman.pose.render import control_frames, scale_draw_params
-from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
+from genhuman.progress import CancelFn, Laps, ProgressFn, Stage, check_cancel, report
 from genhuman.sampling import WindowSchedule, denoise, echomimic_scheduler, initial_noise
 
 log = logging.getLogger(__name__)
@@ -78,14 +77,7 @@ class EchoMimicV2Pipeline(EchoMimicPipeline):
                 raise InputError(f"width and height must be multiples of {self.size_multiple}, got {s.width}x{s.height}")
         if self.condition_encoder.config.conditioning_channels != 3:
             raise InputError("these weights have no 3-channel pose encoder; they are not EchoMimic V2 weights")
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = now - clock
-            clock = now
+        lap = Laps()
 
         reference = align_reference(image, s.height, s.width, align=s.align)
         lap("align")
@@ -135,7 +127,7 @@ class EchoMimicV2Pipeline(EchoMimicPipeline):
                     decode_stage((i + 1) / num_frames, "decoding")
         lap("decode")
         report(progress, 1.0, "done")
-        return PipelineResult(num_frames, s.fps, s.width, s.height, timings)
+        return PipelineResult(num_frames, s.fps, s.width, s.height, lap.timings)
 
     @staticmethod
     def _pose_track(pose: Optional[PoseSequence], reference_pose: Optional[PoseSequence], wave_16k: np.ndarray,
