@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -67,11 +68,13 @@ def run(args: argparse.Namespace) -> int:
                              width=args.width, height=args.height)
     started = time.perf_counter()
     engine = load_engine(args.engine, options)
+    # The bar is drawn on a terminal only, and erased if the job fails, so that a failure
+    # leaves exactly one line on stderr (the error) and piped output stays clean.
     bar = None
-    if not args.no_progress:
+    if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=1000, unit="‰", desc=f"animate ({args.engine})", leave=True,
+        bar = tqdm(total=1000, desc=f"animate ({args.engine})", leave=True,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
 
     def progress(fraction: float, message: str) -> None:
@@ -82,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = engine.animate(args.image, args.audio, args.output, request, progress=progress)
-    finally:
+    except BaseException:
         if bar is not None:
+            bar.leave = False
             bar.close()
+        raise
+    if bar is not None:
+        bar.close()
     elapsed = time.perf_counter() - started
     print(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, "
           f"{result.seconds:.2f} s at {result.fps:g} fps) in {elapsed:.1f} s")
