@@ -205,3 +205,14 @@ def test_page_and_openapi(tmp_path, fake_engine):
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/video", "/v1/jobs/{job_id}/cancel",
                 "/healthz", "/v1/engines"} <= set(paths)
+
+
+def test_api_docs_are_served_offline(tmp_path, fake_engine):
+    with make_client(tmp_path, workers=False) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        assert "/docs-assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+        script = client.get("/docs-assets/swagger-ui-bundle.js")
+        assert script.status_code == 200 and len(script.content) > 100_000
+        assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+        assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]

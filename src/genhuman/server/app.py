@@ -23,7 +23,7 @@ from typing import Optional
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -67,7 +67,9 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         if start_workers:
             pool.stop()
 
-    app = FastAPI(title="GenHuman", version=__version__, lifespan=lifespan,
+    # docs_url/redoc_url off: FastAPI's defaults load their viewers from a CDN; /docs is
+    # served below from the swagger-ui-bundle-v2 package so that it works offline.
+    app = FastAPI(title="GenHuman", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Portrait + speech -> lip-synced talking MP4. Jobs are queued and persisted.")
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -237,7 +239,22 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _mount_offline_docs(app)
     return app
+
+
+def _mount_offline_docs(app: FastAPI) -> None:
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="GenHuman API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def _check_room(store: JobStore, workers: int) -> None:
