@@ -50,7 +50,7 @@ def test_render_landmarks_draws_eyes_but_not_the_mouth():
 
 
 def test_landmark_folder(tmp_path):
-    with pytest.raises(InputError, match="no numbered .npy"):
+    with pytest.raises(InputError, match="no numbered .pkl or .npy"):
         load_landmark_folder(tmp_path)
     for i in (1, 0, 10, 2):
         np.save(tmp_path / f"{i}.npy", np.full((478, 3), i, np.float64))
@@ -58,4 +58,23 @@ def test_landmark_folder(tmp_path):
     assert frames.shape == (4, 478, 2) and frames[:, 0, 0].tolist() == [0, 1, 2, 10]
     np.save(tmp_path / "3.npy", np.zeros((68, 2)))
     with pytest.raises(InputError, match="3.npy"):
+        load_landmark_folder(tmp_path)
+
+
+def test_official_pkl_landmark_folder_is_read_without_running_code(tmp_path):
+    import pickle
+
+    for i in range(3):  # what the official tools write: a pickled (478, 3) float64 array
+        with open(tmp_path / f"{i}.pkl", "wb") as fh:
+            pickle.dump(np.full((478, 3), i + 0.5), fh)
+    frames = load_landmark_folder(tmp_path)
+    assert frames.shape == (3, 478, 2) and frames[:, 5, 1].tolist() == [0.5, 1.5, 2.5]
+
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(tmp_path / "3.pkl", "wb") as fh:
+        pickle.dump(Exploit(), fh)
+    with pytest.raises(InputError, match="3.pkl: refusing to load builtins.print"):
         load_landmark_folder(tmp_path)

@@ -8,6 +8,7 @@ renderings are close to, not pixel-identical with, the official ones.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import numpy as np
 
 from genhuman.errors import InputError
 from genhuman.face import landmark_indices as lm
+from genhuman.pose.safe_pickle import load_numpy_pickle
 
 THICKNESS = 2
 _PARTS = (  # (indices, closed, colour RGB)
@@ -40,23 +42,27 @@ def render_landmarks(points: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_landmark_folder(folder: Path) -> np.ndarray:
-    """Official pose folder: ``{i}.npy`` files, each (478, 2|3) pixel coordinates in the 512
-    crop, numbered from 0. ``.pkl`` files must be converted first (no unpickling here)."""
-    files = sorted(folder.glob("*.npy"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
-    files = [f for f in files if f.stem.isdigit()]
+    """Official pose folder: ``{i}.pkl`` (as the official tools write them) or ``{i}.npy``
+    files, each (478, 2|3) pixel coordinates in the 512 crop, numbered from 0."""
+    files = [p for p in folder.iterdir() if p.stem.isdigit() and p.suffix in (".pkl", ".npy")]
+    files.sort(key=lambda p: int(p.stem))
     if not files:
-        hint = " (.pkl files: convert them to .npy with `genhuman pose`)" if any(folder.glob("*.pkl")) else ""
-        raise InputError(f"no numbered .npy landmark files in {str(folder)!r}{hint}")
-    frames = []
-    for path in files:
-        try:
+        raise InputError(f"no numbered .pkl or .npy landmark files in {str(folder)!r}")
+    return np.stack([_read_landmarks(path) for path in files])
+
+
+def _read_landmarks(path: Path) -> np.ndarray:
+    try:
+        if path.suffix == ".pkl":
+            with open(path, "rb") as fh:
+                array = np.asarray(load_numpy_pickle(fh))
+        else:
             array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot read landmarks {path.name}: {exc}") from None
-        if array.ndim != 2 or array.shape[0] != lm.NUM_LANDMARKS or array.shape[1] < 2:
-            raise InputError(f"{path.name}: expected ({lm.NUM_LANDMARKS}, 2 or 3) landmarks, got {array.shape}")
-        frames.append(array[:, :2].astype(np.float32))
-    return np.stack(frames)
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise InputError(f"cannot read landmarks {path.name}: {exc}") from None
+    if array.ndim != 2 or array.shape[0] != lm.NUM_LANDMARKS or array.shape[1] < 2:
+        raise InputError(f"{path.name}: expected ({lm.NUM_LANDMARKS}, 2 or 3) landmarks, got {array.shape}")
+    return array[:, :2].astype(np.float32)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -73,23 +79,24 @@ def landmarks_from_video(path: Path, reference: np.ndarray, max_frames: int) -> 
     Each driving frame's landmarks go through the similarity transform that aligns the
     driver's first frame to the reference on stable points (eyes, brows, nose bridge).
     """
-    from genhuman.face import detect_faces
+    from genhuman.face import FaceTracker
     from genhuman.media import iter_video_frames
 
     stable = list(lm.STABLE)
     tracked, transform = [], None
-    for frame in iter_video_frames(path):
-        if len(tracked) >= max_frames:
-            break
-        faces = detect_faces(frame)
-        if not faces:
-            if tracked:  # hold the last pose through a missed frame
-                tracked.append(tracked[-1])
-            continue
-        points = faces[0].landmarks
-        if transform is None:
-            transform = similarity_transform(points[stable], reference[stable])
-        tracked.append(points @ transform[:, :2].T + transform[:, 2])
+    with FaceTracker() as tracker:  # tracking mode: steadier and faster than per-frame detection
+        for frame in iter_video_frames(path):
+            if len(tracked) >= max_frames:
+                break
+            face = tracker.track(frame)
+            if face is None:
+                if tracked:  # hold the last pose through a missed frame
+                    tracked.append(tracked[-1])
+                continue
+            points = face.landmarks
+            if transform is None:
+                transform = similarity_transform(points[stable], reference[stable])
+            tracked.append(points @ transform[:, :2].T + transform[:, 2])
     if not tracked:
         raise InputError(f"no face found in the driving video {str(path)!r}")
     return np.stack(tracked).astype(np.float32)

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from genhuman.errors import InputError
+from genhuman.pose.safe_pickle import load_numpy_pickle
 
 BODY_POINTS = 18
 HAND_POINTS = 21
@@ -127,21 +128,6 @@ class PoseSequence:
         return cls(**stacked, fps=fps, draw_params=tuple(draw))
 
 
-class _PoseUnpickler(pickle.Unpickler):
-    """Accepts only what ``np.save`` writes for a dict of arrays and numbers."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
 def load_pose_frame(path: Path) -> dict:
     """Read one official ``{i}.npy`` pose dict without executing arbitrary pickles."""
     try:
@@ -151,7 +137,7 @@ def load_pose_frame(path: Path) -> dict:
                            else np.lib.format.read_array_header_2_0)
             _, _, dtype = read_header(fh)
             if dtype.hasobject:
-                value = _PoseUnpickler(fh).load()
+                value = load_numpy_pickle(fh)
             else:
                 raise InputError(f"{path.name} holds a plain array, not a pose dict")
     except OSError as exc:
