@@ -40,13 +40,31 @@ def test_paste_back_blends_only_inside_the_crop():
     assert crop.to_crop_pixels(np.array([[170.0, 110.0], [330.0, 270.0]]), 320).tolist() == [[0, 0], [320, 320]]
 
 
-def test_render_landmarks_draws_eyes_but_not_the_mouth():
-    rng = np.random.default_rng(0)
-    points = rng.uniform(20, 100, size=(478, 2)).astype(np.float32)
-    points[[13, 14, 61, 291]] = [[60, 120], [60, 124], [40, 122], [80, 122]]  # mouth far below
+def test_render_landmarks_matches_the_official_drawing_hand_computed():
+    points = np.full((478, 2), -10.0, np.float32)  # off the canvas: not drawn (official rule)
+    points[263], points[249] = (300, 100), (340, 100)  # one edge of MediaPipe's left-eye contour
+    points[4] = (100, 200)  # nose tip: a 6x6 square
+    points[468] = (400, 400)  # right pupil
+    points[[13, 14, 61, 291]] = [(250, 450), (250, 460), (230, 455), (270, 455)]  # mouth: never drawn
+    image = render_landmarks(points, 512)
+    assert image.shape == (512, 512, 3) and image.dtype == np.float32
+    pixels = np.rint(image * 255).astype(int)
+    np.testing.assert_array_equal(pixels[100, 300:341], [[180, 200, 10]] * 41)  # 2 px line, official colour
+    assert pixels[97, 320].sum() == 0 and pixels[103, 320].sum() == 0
+    np.testing.assert_array_equal(pixels[197:203, 97:103].reshape(-1, 3), [[200, 200, 200]] * 36)
+    assert pixels[196:204, 96:104].astype(bool).any(-1).sum() == 36  # exactly the 6x6 square
+    np.testing.assert_array_equal(pixels[397:403, 397:403].reshape(-1, 3), [[10, 200, 250]] * 36)
+    assert pixels[440:470].sum() == 0  # no mouth
+    lit = pixels.astype(bool).any(-1).sum()
+    assert lit == 36 + 36 + int(pixels[98:103, 299:342].astype(bool).any(-1).sum())  # nothing else drawn
+
+
+def test_render_landmarks_resizes_the_512_canvas():
+    points = np.full((478, 2), -10.0, np.float32)
+    points[4] = (50, 50)  # in a 128 crop: the square lands at 200 on the 512 canvas
     image = render_landmarks(points, 128)
-    assert image.shape == (128, 128, 3) and image.dtype == np.float32 and 0 < image.max() <= 1
-    assert image[118:126, 38:82].max() == 0
+    assert image.shape == (128, 128, 3)
+    assert image[49:51, 49:51].min() > 0.5 and image[:40].max() == 0
 
 
 def test_landmark_folder(tmp_path):

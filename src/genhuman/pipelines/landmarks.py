@@ -1,9 +1,16 @@
-"""V1 landmark-pose inputs: render MediaPipe face landmarks like the official
-``FaceMeshVisualizer(draw_iris=False, draw_mouse=False)`` (eyes, eyebrows, pupils, nose; no
-mouth, no face oval, so the audio drives the lips), and read pose folders / driving videos.
+"""V1 landmark-pose inputs: the official conditioning images, and reading pose folders and
+driving videos.
 
-The per-part colours are our own choice (the official palette is not in the spec), so
-renderings are close to, not pixel-identical with, the official ones.
+The official pose scripts draw landmarks with ``FaceMeshVisualizer(draw_iris=False,
+draw_mouse=False)`` (``src/utils/draw_utils.py``). We reproduce that rendering pixel for
+pixel, from our own code, on the same MediaPipe drawing routine:
+- the eye and eyebrow contours of MediaPipe's face mesh, drawn as 2 px cv2 lines in the
+  official palette on a 512x512 canvas;
+- 6x6 squares at the pupils (468, 473) and the nose tip (4);
+- no mouth and no face oval, so the audio drives the lips;
+- the canvas resized to the generation size.
+
+The RGB array, divided by 255, is the FaceLocator input.
 """
 
 from __future__ import annotations
@@ -18,26 +25,56 @@ from genhuman.errors import InputError
 from genhuman.face import landmark_indices as lm
 from genhuman.pose.safe_pickle import load_numpy_pickle
 
-THICKNESS = 2
-_PARTS = (  # (indices, closed, colour RGB)
-    (lm.RIGHT_EYE, True, (0, 255, 0)),
-    (lm.LEFT_EYE, True, (0, 255, 0)),
-    (lm.RIGHT_EYEBROW[:5] + lm.RIGHT_EYEBROW[5:][::-1], False, (255, 255, 0)),
-    (lm.LEFT_EYEBROW[:5] + lm.LEFT_EYEBROW[5:][::-1], False, (255, 255, 0)),
-    (lm.NOSE_BRIDGE, False, (255, 0, 255)),
+CANVAS = 512  # the official visualizer always draws at 512 and resizes
+_THICKNESS = 2
+_SQUARE_HALF_WIDTH = 3
+# (MediaPipe face-mesh connection set, RGB colour) in the official drawing order.
+_CONTOUR_COLOURS = (
+    ("FACEMESH_LEFT_EYE", (180, 200, 10)),
+    ("FACEMESH_RIGHT_EYE", (10, 200, 180)),
+    ("FACEMESH_LEFT_EYEBROW", (180, 220, 10)),
+    ("FACEMESH_RIGHT_EYEBROW", (10, 220, 180)),
 )
-_POINTS = ((lm.RIGHT_IRIS_CENTER, (255, 255, 255)), (lm.LEFT_IRIS_CENTER, (255, 255, 255)), (4, (0, 0, 255)))
+_SQUARES = ((lm.RIGHT_IRIS_CENTER, (10, 200, 250)), (lm.LEFT_IRIS_CENTER, (250, 200, 10)), (4, (200, 200, 200)))
+
+
+def _connection_spec() -> dict:
+    from mediapipe.python.solutions import drawing_utils, face_mesh
+
+    spec = {}
+    for name, colour in _CONTOUR_COLOURS:
+        for edge in getattr(face_mesh, name):
+            spec[edge] = drawing_utils.DrawingSpec(color=colour, thickness=_THICKNESS)
+    return spec
+
+
+_SPEC: dict | None = None
 
 
 def render_landmarks(points: np.ndarray, size: int) -> np.ndarray:
-    """(478, 2) pixel coordinates in the size x size crop -> (size, size, 3) float32 in [0, 1]."""
-    canvas = np.zeros((size, size, 3), np.uint8)
-    for indices, closed, colour in _PARTS:
-        poly = np.round(points[list(indices)]).astype(np.int32)
-        cv2.polylines(canvas, [poly], closed, colour, THICKNESS, cv2.LINE_AA)
-    for index, colour in _POINTS:
-        x, y = np.round(points[index]).astype(int)
-        cv2.circle(canvas, (int(x), int(y)), THICKNESS + 1, colour, -1, cv2.LINE_AA)
+    """(478, 2) pixel coordinates in the size x size crop -> (size, size, 3) float32 in [0, 1],
+    the official V1 pose conditioning image."""
+    global _SPEC
+    from mediapipe.framework.formats import landmark_pb2
+    from mediapipe.python.solutions import drawing_utils
+
+    if _SPEC is None:
+        _SPEC = _connection_spec()
+    normalized = landmark_pb2.NormalizedLandmarkList()
+    for x, y in np.asarray(points, np.float64)[:, :2] / size:
+        landmark = normalized.landmark.add()
+        landmark.x, landmark.y, landmark.z = x, y, 1.0
+    canvas = np.zeros((CANVAS, CANVAS, 3), np.uint8)
+    drawing_utils.draw_landmarks(image=canvas, landmark_list=normalized, connections=_SPEC.keys(),
+                                 landmark_drawing_spec=None, connection_drawing_spec=_SPEC)
+    for index, colour in _SQUARES:
+        x, y = normalized.landmark[index].x, normalized.landmark[index].y
+        if 0 <= x < 1 and 0 <= y < 1:  # the official skips points off the canvas
+            col, row = int(CANVAS * x), int(CANVAS * y)
+            h = _SQUARE_HALF_WIDTH
+            canvas[max(0, row - h):row + h, max(0, col - h):col + h] = colour
+    if size != CANVAS:
+        canvas = cv2.resize(canvas, (size, size))
     return canvas.astype(np.float32) / 255.0
 
 
