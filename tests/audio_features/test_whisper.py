@@ -158,3 +158,18 @@ def test_frame_tokens_order_is_time_major_layer_minor():
     assert torch.equal(tokens[2, 7], features[1, 2])
     assert torch.equal(tokens[2, 49], features[9, 4])
     assert torch.equal(tokens[0, 0], features[0, 0])  # clamped at the start
+
+
+def test_last_segment_is_zero_padded_log_mel_and_keeps_half_its_mel_frames(converted):
+    ckpt, encoder = converted
+    rng = np.random.default_rng(3)
+    wave = rng.standard_normal(160 * 3003).astype(np.float32) * 0.1  # 3003 mel frames
+    features = whisper_features(encoder, wave)
+    assert features.shape[0] == 1500 + 1  # int(3 / 2) frames from the 3-frame tail segment
+    # Normalised over the whole file, then cut into 30 s segments padded with zeros.
+    mel = log_mel_spectrogram(torch.from_numpy(wave))
+    head = _reference_openai_encoder(ckpt["model_state_dict"], mel[None, :, :3000])
+    tail = _reference_openai_encoder(ckpt["model_state_dict"], F.pad(mel[:, 3000:], (0, 2997))[None])
+    torch.testing.assert_close(features, torch.cat([head, tail[:1]]), atol=1e-4, rtol=1e-4)
+    # A single trailing mel frame contributes no feature (int(1 / 2) == 0).
+    assert whisper_features(encoder, wave[:160 * 3001]).shape[0] == 1500
