@@ -83,6 +83,8 @@ def test_official_defaults_per_variant():
     s = settings_for(AnimateRequest(fps=30, steps=10, cfg=3.0, extra={"window_batch": 4}), pose, 256)
     assert (s.steps, s.guidance_scale, s.fps, s.context.shift, s.clamp_noise, s.window_batch) == (
         10, 3.0, 30, 3, None, 4)
+    s = settings_for(AnimateRequest(), get_variant("pose_acc"), 512)  # official pose_acc: no clamp either
+    assert (s.steps, s.guidance_scale, s.context.shift, s.clamp_noise) == (6, 1.0, 3, None)
 
 
 def test_bad_request_values_are_input_errors():

@@ -53,6 +53,44 @@ def test_seeded_and_deterministic(pipeline, inputs, tmp_path):
     assert not np.array_equal(a, c)
 
 
+def test_generates_the_official_frame_count_and_writes_the_speech_frames(pipeline, inputs, tmp_path, monkeypatch):
+    # 0.25 s -> 12 or 13 whisper features (50/s); official feature2chunks at 24 fps keeps
+    # frames up to the first i with int(i x 50/24) > features (i = 7), plus that one: 8.
+    # The speech covers round(0.25 x 24) = 6 frames, which are the ones written.
+    import genhuman.pipelines.echomimic as module
+
+    shapes = []
+    real = module.initial_noise
+    monkeypatch.setattr(module, "initial_noise", lambda shape, *a: shapes.append(shape) or real(shape, *a))
+    image, wave = inputs
+    result = pipeline(image, wave[:4000], tmp_path / "n.mp4", _settings(steps=1, guidance_scale=1.0))
+    assert shapes == [(1, 4, 8, SIZE // 8, SIZE // 8)]
+    assert result.frames == 6 and read_video_info(tmp_path / "n.mp4").frames == 6
+    pipeline(image, wave[:4000], tmp_path / "m.mp4", _settings(steps=1, guidance_scale=1.0, max_frames=5))
+    assert shapes[-1][2] == 5 and read_video_info(tmp_path / "m.mp4").frames == 5  # like the official -L
+
+
+def test_cfg_rows_and_timesteps_follow_the_official_pipeline(pipeline, inputs, tmp_path, monkeypatch):
+    # official: reference net at t=0; denoiser at the DDIM trailing timesteps (2 steps of
+    # 1000: 999, 499); uncond rows first with zero audio, zero face features, no reference
+    seen, ref_t = [], []
+    unet, ref = pipeline._unet_call, pipeline.reference_unet
+
+    def spy(sample, t, audio_tokens, cond, reference, use_reference):
+        seen.append((int(t), audio_tokens, cond, use_reference.tolist()))
+        return unet(sample, t, audio_tokens=audio_tokens, cond=cond, reference=reference, use_reference=use_reference)
+
+    monkeypatch.setattr(pipeline, "_unet_call", spy)
+    monkeypatch.setattr(pipeline, "reference_unet", lambda latent, t: ref_t.append(t) or ref(latent, t))
+    image, wave = inputs
+    pipeline(image, wave[:4000], tmp_path / "g.mp4", _settings(steps=2, window_batch=1))
+    assert ref_t == [0] and [t for t, *_ in seen] == [999, 499]
+    for _, audio, cond, use_reference in seen:
+        assert use_reference == [False, True]
+        assert not audio[0].any() and audio[1].abs().sum() > 0
+        assert not cond[0].any() and cond[1].abs().sum() > 0
+
+
 def test_accelerated_settings_without_guidance(pipeline, inputs, tmp_path):
     image, wave = inputs
     result = pipeline(image, wave[:4000], tmp_path / "acc.mp4", _settings(steps=1, guidance_scale=1.0))

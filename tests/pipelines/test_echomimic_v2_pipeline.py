@@ -67,6 +67,12 @@ def test_accelerated_no_guidance(pipeline, inputs, tmp_path):
     assert result.frames == 12
 
 
+def test_frame_count_truncates_the_audio_duration_like_the_official(pipeline, inputs, tmp_path):
+    image, wave = inputs  # 4640 samples = 0.29 s -> 6.96 frames at 24 fps: int() -> 6, not 7
+    result = pipeline(image, wave[:4640], tmp_path / "t.mp4", _settings(steps=1, guidance_scale=1.0))
+    assert result.frames == 6 and read_video_info(tmp_path / "t.mp4").frames == 6
+
+
 def test_rejects_wrong_weights_and_sizes(inputs, tmp_path):
     image, wave = inputs
     v1 = EchoMimicV2Pipeline(**tiny_components(conditioning_channels=1))

@@ -11,7 +11,22 @@ def test_official_crop_hand_computed():
     # centred square of side 160 -> x from 150 + 20 = 170
     crop = FaceCrop.official((200, 150, 300, 230), width=640, height=480)
     assert crop.box == (170, 110, 330, 270)
-    assert crop.mask_box == pytest.approx(dilate((200, 150, 300, 230), 0.1)) == (190, 142, 310, 238)
+    assert crop.mask_box == dilate((200, 150, 300, 230), 0.1) == (190, 142, 310, 238)
+
+
+def test_official_crop_rounds_the_box_and_truncates_the_pads():
+    # box rounds to (101, 50, 201, 170): 100 wide, 120 high; crop pads int(60) rows, int(50)
+    # cols -> (51, -10, 251, 230), clipped (51, 0, 251, 230); side 200 at
+    # (51+251)//2 - 100 = 51, (0+230)//2 - 100 = 15. Mask pads int(12) rows, int(10) cols.
+    crop = FaceCrop.official((100.6, 50.4, 201.4, 170.5), width=640, height=480)
+    assert crop.box == (51, 15, 251, 215)
+    assert crop.mask_box == (91, 38, 211, 182)
+
+
+def test_official_square_uses_centre_minus_half_side():
+    # 10x9 image, box (3, 3, 7, 6) dilated by 1.0 -> (-1, 0, 11, 9), clipped (0, 0, 10, 9);
+    # side 9: x0 = (0 + 10)//2 - 9//2 = 1 (not (10 - 9)//2 = 0), y0 = 9//2 - 4 = 0
+    assert FaceCrop.official((3, 3, 7, 6), 10, 9, crop_dilation=1.0).box == (1, 0, 10, 9)
 
 
 def test_crop_is_clipped_to_the_image():
@@ -20,13 +35,27 @@ def test_crop_is_clipped_to_the_image():
     assert x0 >= 0 and y0 >= 0 and x1 <= 150 and y1 <= 300 and x1 - x0 == y1 - y0 == 150
 
 
-def test_mask_marks_the_dilated_face_box_in_crop_pixels():
+def test_mask_is_the_official_bilinear_resized_uint8_mask():
+    # crop (170, 110, 330, 270), mask box (190, 142, 310, 238): crop columns 20..139 and rows
+    # 32..127 are 255. Upscaled x2 bilinearly, destination column c samples (c + 0.5)/2 - 0.5:
+    # c=39 -> 19.25 -> 0.25 x 255 = 64, c=40 -> 19.75 -> 191, c=279 -> 139.25 -> 191, c=280 -> 64.
     crop = FaceCrop.official((200, 150, 300, 230), width=640, height=480)
-    mask = crop.mask(320)  # 2 px per portrait pixel
-    rows, cols = np.nonzero(mask)
-    assert (cols.min(), cols.max() + 1) == (2 * (190 - 170), 2 * (310 - 170))
-    assert (rows.min(), rows.max() + 1) == (2 * (142 - 110), 2 * (238 - 110))
-    assert set(np.unique(mask)) == {0.0, 1.0}
+    mask = crop.mask(320)
+    assert mask.shape == (320, 320) and mask.dtype == np.float32
+    np.testing.assert_array_equal(np.rint(mask[200, 37:43] * 255), [0, 0, 64, 191, 255, 255])
+    np.testing.assert_array_equal(np.rint(mask[200, 277:283] * 255), [255, 255, 191, 64, 0, 0])
+    np.testing.assert_array_equal(np.rint(mask[61:67, 200] * 255), [0, 0, 64, 191, 255, 255])
+    np.testing.assert_array_equal(np.rint(mask[253:259, 200] * 255), [255, 255, 191, 64, 0, 0])
+    assert mask.max() == 1.0 and mask.min() == 0.0
+
+
+def test_reference_crop_is_resized_bilinearly():
+    # official cv2.resize default: a 2-px ramp 0 -> 100 upscaled to 4 px samples
+    # -0.25 (edge), 0.25, 0.75, 1.25 (edge) -> 0, 25, 75, 100
+    image = np.zeros((2, 2, 3), np.uint8)
+    image[:, 1] = 100
+    crop = FaceCrop(box=(0, 0, 2, 2), mask_box=(0, 0, 1, 1))
+    np.testing.assert_array_equal(crop.crop(image, 4)[0, :, 0], [0, 25, 75, 100])
 
 
 def test_paste_back_blends_only_inside_the_crop():

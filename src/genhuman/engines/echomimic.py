@@ -90,7 +90,8 @@ class EchoMimicEngine(DiffusionEngine):
 def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "EchoMimicSettings":
     """Pipeline settings: the request's values, else the official ones for this variant
     (30 steps / cfg 2.5, or 6 steps / cfg 1.0 for the acc weights; fps 24; shift 2 for the
-    audio model and 3 for the pose model; noise clamped to +-1.5 except non-acc pose).
+    audio model and 3 for the pose models; noise clamped to +-1.5 for the audio models only:
+    neither official pose pipeline, acc or not, clamps it).
     ``request.extra`` may set the tuning knobs."""
     from genhuman.pipelines import EchoMimicSettings
     from genhuman.sampling import WindowSchedule
@@ -111,7 +112,7 @@ def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "Ech
         face_index=request.face_index,
         paste_back=request.paste_back,
         context=WindowSchedule(12, 3, 3 if variant.condition_channels == 3 else 2),
-        clamp_noise=None if variant.name == "pose" else 1.5,  # only the non-acc pose pipeline skips it
+        clamp_noise=None if variant.condition_channels == 3 else 1.5,  # the pose pipelines skip it
         **request.extra,
     )
 

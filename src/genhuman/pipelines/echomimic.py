@@ -6,6 +6,8 @@ Follows the official pipelines (spec echomimic.md §3.1-3.3) with these changes:
 - windows and the CFG halves are batched into few UNet calls, and window predictions are
   always averaged per frame (the official non-acc pipeline forgets to without CFG);
 - landmark renderings are encoded per window, not for the whole video at once;
+- the official frame count is generated, but only the frames the speech covers are written
+  (the official video runs about 2 frames past the audio);
 - VAE decoding in chunks, streamed to the MP4 writer; optional paste-back into the portrait.
 """
 
@@ -119,10 +121,13 @@ class EchoMimicPipeline:
         report(progress, 0.01, "face found")
 
         features = whisper_features(self.audio_encoder, wave_16k)
-        num_frames = min(frame_count(features.shape[0], settings.fps),
-                         max(1, round(len(wave_16k) / SAMPLE_RATE * settings.fps)))
+        # Generate the official frame count (about duration x fps + 2, capped like its -L) so
+        # the noise tensor and the wrap-around windows are the official ones; write only the
+        # frames the speech covers.
+        num_frames = frame_count(features.shape[0], settings.fps)
         if settings.max_frames:
             num_frames = min(num_frames, settings.max_frames)
+        written = min(num_frames, max(1, round(len(wave_16k) / SAMPLE_RATE * settings.fps)))
         audio_tokens = frame_tokens(features, settings.fps, num_frames).to(self.device, self.dtype)
         lap("audio_features")
         report(progress, 0.04, "audio encoded")
@@ -166,14 +171,15 @@ class EchoMimicPipeline:
         weights = crop.paste_weights() if settings.paste_back else None
         decode_stage = Stage(progress, 0.92, 1.0)
         with VideoWriter(output, settings.fps, width, height, audio=wave_16k, sample_rate=SAMPLE_RATE) as writer:
-            for i, frame in enumerate(decode_frames(self.vae, latents, settings.decode_batch, self.dtype)):
+            for i, frame in enumerate(decode_frames(self.vae, latents[:, :, :written], settings.decode_batch,
+                                                    self.dtype)):
                 writer.write(crop.paste(image, frame, weights) if weights is not None else frame)
                 if (i + 1) % settings.decode_batch == 0:
                     check_cancel(should_cancel)
-                    decode_stage((i + 1) / num_frames, "decoding")
+                    decode_stage((i + 1) / written, "decoding")
         lap("decode")
         report(progress, 1.0, "done")
-        return PipelineResult(num_frames, settings.fps, width, height, lap.timings)
+        return PipelineResult(written, settings.fps, width, height, lap.timings)
 
 
 def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

@@ -84,7 +84,8 @@ class EchoMimicV2Pipeline(EchoMimicPipeline):
         report(progress, 0.01, "reference aligned")
 
         features = whisper_features(self.audio_encoder, wave_16k)
-        num_frames = min(frame_count(features.shape[0], s.fps), max(1, round(len(wave_16k) / SAMPLE_RATE * s.fps)))
+        # official infer.py: L = min(L, int(audio duration x fps), ...), truncated
+        num_frames = min(frame_count(features.shape[0], s.fps), max(1, int(len(wave_16k) / SAMPLE_RATE * s.fps)))
         if s.max_frames:
             num_frames = min(num_frames, s.max_frames)
         audio_tokens = frame_tokens(features, s.fps, num_frames).to(self.device, self.dtype)

@@ -1,13 +1,17 @@
 """The official EchoMimic V1 face crop and face mask, on a MediaPipe face box.
 
-Official (infer_audio2vid.py): MTCNN box -> mask = box dilated by 0.1 x its width/height on
-each side; crop = box dilated by 0.5 x width/height on each side, clipped to the image,
-then a centred square of side min(w, h) (``crop_and_pad``); image and mask are cropped
-identically and resized to the generation size.
+Official (infer_audio2vid*.py), all in integer pixels: the detector box is rounded; the mask
+is the box grown by int(0.1 x height) rows and int(0.1 x width) columns on each side; the
+crop is the box grown by int(0.5 x height/width), clipped to the image, then
+``crop_and_pad``: a square of side min(w, h) starting at centre // 2 - side // 2. Image
+and a 0/255 uint8 mask are cut identically and resized with cv2's default bilinear
+interpolation; the mask is then divided by 255 (so its edge has in-between values).
+Differences: the mask rectangle is clipped at 0 (official negative slice starts wrap
+around) and a portrait without a face is an error (official: whole-image mask, no crop).
 
-Box convention: we use the tight box of MediaPipe's 478 landmarks (``Face.box``). It spans
-hairline-ish forehead (landmark 10) to chin and cheek to cheek, close to MTCNN's box,
-which also runs from the upper forehead to the chin. The dilations are the official ones.
+Box convention: we use the tight box of MediaPipe's 478 landmarks (``Face.box``), not
+MTCNN's. It spans hairline-ish forehead (landmark 10) to chin and cheek to cheek, close
+to MTCNN's box, which also runs from the upper forehead to the chin.
 """
 
 from __future__ import annotations
@@ -18,30 +22,40 @@ import cv2
 import numpy as np
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+IntBox = tuple[int, int, int, int]
 
 
-def dilate(box: Box, ratio: float) -> Box:
+def dilate(box: IntBox, ratio: float) -> IntBox:
+    """Grow an integer box by int(ratio x width) columns and int(ratio x height) rows per side."""
     x0, y0, x1, y1 = box
-    dx, dy = (x1 - x0) * ratio, (y1 - y0) * ratio
+    dx, dy = int((x1 - x0) * ratio), int((y1 - y0) * ratio)
     return x0 - dx, y0 - dy, x1 + dx, y1 + dy
+
+
+def square_inside(box: IntBox, width: int, height: int) -> IntBox:
+    """The official ``crop_and_pad`` square: side min(w, h) around the integer centre."""
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(width, box[2]), min(height, box[3])
+    side = min(x1 - x0, y1 - y0)
+    sx0, sy0 = max(0, (x0 + x1) // 2 - side // 2), max(0, (y0 + y1) // 2 - side // 2)
+    side = min(min(width, sx0 + side) - sx0, min(height, sy0 + side) - sy0)
+    return sx0, sy0, sx0 + side, sy0 + side
 
 
 @dataclass(frozen=True)
 class FaceCrop:
     """A square crop of the portrait around the face and the face mask inside it."""
 
-    box: tuple[int, int, int, int]  # square crop, integer pixels inside the image
-    mask_box: Box  # face mask rectangle, portrait pixels
+    box: IntBox  # square crop, integer pixels inside the image
+    mask_box: IntBox  # face mask rectangle, portrait pixels, clipped at 0
 
     @classmethod
     def official(cls, face_box: Box, width: int, height: int, crop_dilation: float = 0.5,
                  mask_dilation: float = 0.1) -> "FaceCrop":
-        x0, y0, x1, y1 = dilate(face_box, crop_dilation)
-        x0, y0 = max(0, int(x0)), max(0, int(y0))
-        x1, y1 = min(width, int(x1)), min(height, int(y1))
-        side = min(x1 - x0, y1 - y0)
-        cx, cy = x0 + (x1 - x0 - side) // 2, y0 + (y1 - y0 - side) // 2
-        return cls((cx, cy, cx + side, cy + side), dilate(face_box, mask_dilation))
+        rounded = tuple(int(v) for v in np.round(np.asarray(face_box, np.float64)))
+        mx0, my0, mx1, my1 = dilate(rounded, mask_dilation)
+        mask_box = (max(0, mx0), max(0, my0), mx1, my1)
+        return cls(square_inside(dilate(rounded, crop_dilation), width, height), mask_box)
 
     @property
     def side(self) -> int:
@@ -49,20 +63,16 @@ class FaceCrop:
 
     def crop(self, image: np.ndarray, size: int) -> np.ndarray:
         x0, y0, x1, y1 = self.box
-        return cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA
-                          if self.side > size else cv2.INTER_LANCZOS4)
+        return cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
 
     def mask(self, size: int) -> np.ndarray:
-        """(size, size) float32 in {0, 1}: the dilated face box inside the crop."""
-        scale = size / self.side
+        """(size, size) float32 in [0, 1]: the 0/255 face-box mask cut like the image,
+        resized bilinearly in uint8, divided by 255 (official)."""
+        x0, y0, x1, y1 = self.box
         mx0, my0, mx1, my1 = self.mask_box
-        out = np.zeros((size, size), np.float32)
-        c0 = max(0, int((mx0 - self.box[0]) * scale))
-        r0 = max(0, int((my0 - self.box[1]) * scale))
-        c1 = min(size, int(np.ceil((mx1 - self.box[0]) * scale)))
-        r1 = min(size, int(np.ceil((my1 - self.box[1]) * scale)))
-        out[r0:r1, c0:c1] = 1.0
-        return out
+        cut = np.zeros((self.side, self.side), np.uint8)
+        cut[max(0, my0 - y0):max(0, my1 - y0), max(0, mx0 - x0):max(0, mx1 - x0)] = 255
+        return cv2.resize(cut, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
 
     def to_crop_pixels(self, points: np.ndarray, size: int) -> np.ndarray:
         """Portrait pixel coordinates -> pixel coordinates in the resized crop."""
