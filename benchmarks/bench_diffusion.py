@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Optional
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -228,13 +229,18 @@ def main(argv: list[str] | None = None) -> None:
                 lines.append(f"| {steps} | {cfg:g} | naive | {frames} | {naive_s:.1f} | {frames / naive_s:.3f} "
                              f"| x{naive_s / ours_s:.2f} |")
                 print(lines[-1], flush=True)
+    finish_report(lines, device, started, args.markdown)
+
+
+def finish_report(lines: list[str], device: torch.device, started: float, markdown: Optional[Path]) -> None:
+    """Peak GPU memory and wall time, printed and written to ``markdown``."""
     if device.type == "cuda":
         lines += ["", f"- peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"]
     lines += ["", f"- total benchmark wall time: {time.perf_counter() - started:.0f} s"]
     print("\n".join(lines))
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines) + "\n")
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text("\n".join(lines) + "\n")
 
 
 def _machine(device: torch.device) -> str:

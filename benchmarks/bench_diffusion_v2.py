@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_diffusion import DTYPES, GEOMETRIES, ROOT, _machine, build, median_ms, sync
+from bench_diffusion import DTYPES, GEOMETRIES, ROOT, _machine, build, finish_report, median_ms, sync
 from genhuman.audio_features.whisper import SAMPLE_RATE
 from genhuman.media import load_audio, load_image
 from genhuman.models import ConditionEncoder, ConditionEncoderConfig
@@ -104,10 +104,4 @@ def run_v2(args, argv: list[str] | None) -> None:
             lines.append(f"| {steps} | {cfg:g} | {result.frames} | {total:.1f} | {result.frames / total:.3f} "
                          f"| {t['align']:.1f} | {t['denoise']:.1f} | {t['decode']:.1f} |")
             print(lines[-1], flush=True)
-    if device.type == "cuda":
-        lines += ["", f"- peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"]
-    lines += ["", f"- total benchmark wall time: {time.perf_counter() - started:.0f} s"]
-    print("\n".join(lines))
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines) + "\n")
+    finish_report(lines, device, started, args.markdown)
