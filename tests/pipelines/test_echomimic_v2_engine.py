@@ -102,3 +102,16 @@ def test_engine_errors(tmp_path, speech, portrait_path):
 
         load_pose_input(tmp_path / "missing", 64, 64, 12)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_default_settings_are_the_official_infer_scripts():
+    from genhuman.engines.echomimic_v2 import settings_for
+    from genhuman.sampling import WindowSchedule
+
+    # infer.py: -W/-H 768, --steps 30, --cfg 2.5, --fps 24, context 12 / overlap 3, shift t_i * 3, clamp 1.5
+    full = settings_for(AnimateRequest(), get_variant("v2"))
+    assert (full.width, full.height, full.steps, full.guidance_scale, full.fps) == (768, 768, 30, 2.5, 24)
+    assert (full.context, full.clamp_noise) == (WindowSchedule(12, 3, 3), 1.5)
+    # infer_acc.py: --steps 6, --cfg 1.0, the same windows and noise
+    acc = settings_for(AnimateRequest(), get_variant("v2_acc"))
+    assert (acc.steps, acc.guidance_scale, acc.fps, acc.context, acc.clamp_noise) == (6, 1.0, 24, WindowSchedule(12, 3, 3), 1.5)

@@ -4,14 +4,20 @@ V2 deforms heads and hands unless the reference photo is framed like its trainin
 (issues #35/#36). The official demo notebook computes that framing from body keypoints;
 :func:`pose_crop` does the same computation:
 
+* a photo whose short side is under the output's long side is first enlarged to it
+  (bilinear), as the notebook enlarges it to 768;
 * top = the highest face point, bottom = the lowest of the first 7 body points (nose,
   neck, shoulders, right elbow and wrist, left elbow), over all frames;
 * a margin of 25 % of that height: 65 % of it added above, 5 % below (clipped to the image);
-* a square box of that height centred on the neck's mean x (left edge clipped at 0);
-* the crop is resized to fit the output and padded with black (``draw_params`` says where).
+* rows ``int(top * H):int(bottom * H)``; a box ``int(bottom * H) - int(top * H) + 1`` wide
+  (one column more than the rows, like the notebook) centred on the neck's mean x (left
+  edge clipped at 0);
+* the crop is resized (bilinear) to fit the output and padded with black (``draw_params``
+  says where).
 
 Differences from the notebook, on purpose: points below a confidence of 0.3 are ignored
-(the notebook uses them, so a wrist outside the frame could stretch the crop), the box can
+(the notebook uses them, so a wrist outside the frame could stretch the crop; without a
+confident face point the top comes from the upper body instead), the box can
 have any aspect ratio (the notebook's is square), and the pose is normalised to the crop
 actually taken, so image and drawing always match.
 """
@@ -59,9 +65,9 @@ def pose_crop(pose: PoseSequence, image_height: int, image_width: int, aspect: f
     """The aligned crop for ``pose`` (normalised to the *source image*), width/height = ``aspect``."""
     tops, bottoms, necks = [], [], []
     for i in range(len(pose)):
-        face = _confident(pose.face[i], pose.face_score[i])
         upper = _confident(pose.body[i, :7], pose.body_score[i, :7])
-        tops.append(min(face[:, 1].min(), upper[:, 1].min()))
+        seen_face = (pose.face_score[i] > CONFIDENT).any()
+        tops.append((pose.face[i, pose.face_score[i] > CONFIDENT] if seen_face else upper)[:, 1].min())
         bottoms.append(upper[:, 1].max())
         necks.append(pose.body[i, NECK, 0])
     top, bottom = float(np.min(tops)), float(np.max(bottoms))
@@ -71,13 +77,12 @@ def pose_crop(pose: PoseSequence, image_height: int, image_width: int, aspect: f
     top = max(top - margin * TOP_MARGIN, 0.0)
     bottom = min(bottom + margin * BOTTOM_MARGIN, 1.0)
     y0, y1 = int(top * image_height), int(bottom * image_height)
-    height = y1 - y0 + 1
-    width = max(1, int(round(height * aspect)))
+    width = max(1, int(round((y1 - y0 + 1) * aspect)))  # the notebook's width_new = height_new
     mid = int(float(np.mean(necks)) * image_width)
     x0 = mid - width // 2
     if x0 < 0:  # the notebook narrows the box symmetrically around the neck
         x0, width = 0, max(1, mid * 2)
-    return CropBox(x0, y0, min(x0 + width, image_width), min(y0 + height, image_height))
+    return CropBox(x0, y0, min(x0 + width, image_width), y1)
 
 
 def fit_params(crop_height: int, crop_width: int, out_height: int, out_width: int) -> tuple[int, ...]:
@@ -102,7 +107,7 @@ def align_image(image: np.ndarray, box: CropBox, out_height: int, out_width: int
         raise InputError("the alignment crop is empty; is the person inside the image?")
     imh, imw, rb, re, cb, ce = fit_params(crop.shape[0], crop.shape[1], out_height, out_width)
     out = np.zeros((out_height, out_width, 3), dtype=np.uint8)
-    out[rb:re, cb:ce] = cv2.resize(crop, (imw, imh), interpolation=cv2.INTER_AREA)
+    out[rb:re, cb:ce] = cv2.resize(crop, (imw, imh), interpolation=cv2.INTER_LINEAR)
     return out
 
 
@@ -150,13 +155,23 @@ def retarget(driving: PoseSequence, reference: PoseSequence) -> PoseSequence:
     return out
 
 
+def enlarge_to(image: np.ndarray, short_side: int) -> np.ndarray:
+    """The notebook's ``get_img_pose`` resize: a photo whose short side is below
+    ``short_side`` is scaled up (bilinear, sides truncated) so the crop keeps more pixels."""
+    h, w = image.shape[:2]
+    ratio = max(short_side / min(h, w), 1.0)
+    if ratio == 1.0:
+        return image
+    return cv2.resize(image, (int(ratio * w), int(ratio * h)), interpolation=cv2.INTER_LINEAR)
+
+
 @dataclass
 class AlignedReference:
     """A reference photo framed for V2, and its pose in that frame (None: no body found)."""
 
     image: np.ndarray  # (height, width, 3) uint8
     pose: PoseSequence | None
-    box: CropBox
+    box: CropBox  # in the pixels of the photo as enlarged by enlarge_to
 
 
 def align_reference(image: np.ndarray, height: int, width: int, align: bool = True) -> AlignedReference:
@@ -171,6 +186,8 @@ def align_reference(image: np.ndarray, height: int, width: int, align: bool = Tr
     whole = CropBox(0, 0, w, h)
     if not align:
         return AlignedReference(align_image(image, whole, height, width), None, whole)
+    image = enlarge_to(image, max(height, width))
+    h, w = image.shape[:2]
     try:
         found = extract_image_pose(image)
         box = pose_crop(found, h, w, aspect=width / height)
