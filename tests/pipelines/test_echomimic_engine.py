@@ -85,6 +85,9 @@ def test_official_defaults_per_variant():
         10, 3.0, 30, 3, None, 4)
     s = settings_for(AnimateRequest(), get_variant("pose_acc"), 512)  # official pose_acc: no clamp either
     assert (s.steps, s.guidance_scale, s.context.shift, s.clamp_noise) == (6, 1.0, 3, None)
+    # an unset seed is the official scripts' --seed default; an explicit one is kept, 0 included
+    assert settings_for(AnimateRequest(), audio, 512).seed == 420
+    assert settings_for(AnimateRequest(seed=0), audio, 512).seed == 0
 
 
 def test_bad_request_values_are_input_errors():

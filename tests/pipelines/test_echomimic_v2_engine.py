@@ -115,3 +115,5 @@ def test_default_settings_are_the_official_infer_scripts():
     # infer_acc.py: --steps 6, --cfg 1.0, the same windows and noise
     acc = settings_for(AnimateRequest(), get_variant("v2_acc"))
     assert (acc.steps, acc.guidance_scale, acc.fps, acc.context, acc.clamp_noise) == (6, 1.0, 24, WindowSchedule(12, 3, 3), 1.5)
+    # --seed defaults: infer.py 3407, infer_acc.py 420; an explicit seed is kept
+    assert (full.seed, acc.seed, settings_for(AnimateRequest(seed=7), get_variant("v2")).seed) == (3407, 420, 7)

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text", help="transcript of the speech (better lip sync with the lite engine)")
     p.add_argument("--text-file", type=Path, help="read the transcript from a file")
     p.add_argument("--fps", type=int_range(1, 120), default=25, help="frames per second (default 25)")
-    p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=None,
+                   help="random seed (default: 0 for lite, the official seed for the diffusion engines)")
     p.add_argument("--max-size", type=int_range(16, 8192), default=None,
                    help="cap the longer side of the output, in pixels")
     p.add_argument("--face-index", type=int_range(0, 63), default=0,

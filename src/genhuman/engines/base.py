@@ -32,7 +32,7 @@ class AnimateRequest:
 
     text: Optional[str] = None  # transcript of the speech (lite: forced alignment)
     fps: int = 25
-    seed: int = 0
+    seed: Optional[int] = None  # None = the engine's default (the official seed for diffusion engines)
     max_size: Optional[int] = None  # cap on the longer output side, pixels
     face_index: int = 0  # 0 = largest face, 1 = next largest, ...
     steps: Optional[int] = None  # diffusion steps (None = engine default)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 512
+OFFICIAL_SEED = 420  # every official V1 inference script's --seed default
 
 
 class EchoMimicEngine(DiffusionEngine):
@@ -108,7 +109,7 @@ def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "Ech
         steps=request.steps or (6 if variant.accelerated else 30),
         guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
         fps=official_fps(request),
-        seed=request.seed,
+        seed=OFFICIAL_SEED if request.seed is None else request.seed,
         face_index=request.face_index,
         paste_back=request.paste_back,
         context=WindowSchedule(12, 3, 3 if variant.condition_channels == 3 else 2),

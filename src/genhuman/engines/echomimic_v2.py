@@ -22,6 +22,7 @@ from genhuman.progress import CancelFn, ProgressFn, Stage, report
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 768  # the V2 training and official inference size
+OFFICIAL_SEED, OFFICIAL_SEED_ACC = 3407, 420  # --seed defaults of the official infer.py / infer_acc.py
 _EXTRA_SETTINGS = {"window_batch", "decode_batch", "max_frames", "align", "retarget", "pose_extension",
                    "cached_pose_frames"}
 
@@ -88,7 +89,7 @@ def settings_for(request: AnimateRequest, variant):
         steps=request.steps or (6 if variant.accelerated else 30),
         guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
         fps=official_fps(request),
-        seed=request.seed,
+        seed=(OFFICIAL_SEED_ACC if variant.accelerated else OFFICIAL_SEED) if request.seed is None else request.seed,
         **request.extra,
     )
 

@@ -94,7 +94,7 @@ class LiteEngine:
         started = lap("speech", started)
         renderer = Renderer(picture, face.landmarks)
         frames = track.n_frames
-        rng = np.random.default_rng(request.seed)
+        rng = np.random.default_rng(0 if request.seed is None else request.seed)
         blinks = blink_weights(frames, fps, rng)
         head = head_motion(track.loudness, fps, rng)
         started = lap("setup", started)
