@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from genhuman.errors import InputError
 from genhuman.server.app import create_app
 from genhuman.server.settings import ServerSettings
 
@@ -216,3 +217,28 @@ def test_api_docs_are_served_offline(tmp_path, fake_engine):
         assert script.status_code == 200 and len(script.content) > 100_000
         assert client.get("/docs-assets/swagger-ui.css").status_code == 200
         assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_diffusion_engines_need_weights_and_run_with_them(tmp_path, small_portrait, short_speech):
+    from genhuman.checkpoints.tiny import save_tiny_official_checkpoint
+
+    with make_client(tmp_path / "a", workers=False, default_engine="lite") as client:
+        listed = {e["name"]: e for e in client.get("/v1/engines").json()["engines"]}
+        assert listed["lite"]["available"] and not listed["echomimic"]["available"]
+        assert "--weights echomimic=DIR" in listed["echomimic"]["reason"]
+        r = submit(client, small_portrait, short_speech, engine="echomimic")
+        assert r.status_code == 400 and "has no weights on this server" in r.json()["error"]
+
+    weights = save_tiny_official_checkpoint(tmp_path / "w", "audio")
+    with make_client(tmp_path / "b", default_engine="lite", weights={"echomimic": weights}) as client:
+        assert {e["name"]: e for e in client.get("/v1/engines").json()["engines"]}["echomimic"]["available"]
+        job = submit(client, small_portrait, short_speech, engine="echomimic", steps="1", max_size="128").json()
+        done = wait_for(client, job["id"], timeout=120)
+        assert done["status"] == "succeeded", done
+        assert done["result"]["fps"] == 24 and done["result"]["frames"] >= 1
+        assert client.get(done["video_url"]).content[4:8] == b"ftyp"
+
+
+def test_settings_refuse_a_missing_weights_folder(tmp_path):
+    with pytest.raises(InputError, match="weights folder for echomimic not found"):
+        ServerSettings(data_dir=tmp_path, weights={"echomimic": tmp_path / "nowhere"}).resolve()

@@ -33,7 +33,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow browser calls from this origin (repeatable; default: CORS off)")
     p.add_argument("--engine", action="append", default=None, metavar="NAME", dest="engines",
                    help="offer only this engine (repeatable; default: all)")
+    p.add_argument("--weights", action="append", default=[], metavar="ENGINE=DIR", type=engine_weights,
+                   help="weights folder of a diffusion engine, e.g. echomimic=weights/echomimic (repeatable); "
+                        "diffusion engines without weights are listed as unavailable")
     p.set_defaults(func=run)
+
+
+def engine_weights(text: str) -> tuple[str, Path]:
+    from genhuman.engines import ENGINES
+
+    name, sep, folder = text.partition("=")
+    if not sep or not folder:
+        raise argparse.ArgumentTypeError(f"expected ENGINE=DIR, got {text!r}")
+    if name not in ENGINES or name == "lite":
+        raise argparse.ArgumentTypeError(f"{name!r} is not a diffusion engine; choose one of: "
+                                         f"{', '.join(n for n in ENGINES if n != 'lite')}")
+    return name, Path(folder)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ServerSettings(host=args.host, port=args.port, workers=args.workers, data_dir=args.data_dir,
                               db_url=args.db, token=args.token, max_upload_mb=args.max_upload_mb,
                               max_queue=args.max_queue, max_attempts=args.max_attempts,
-                              cors_origins=args.cors_origin, engines=args.engines)
+                              cors_origins=args.cors_origin, engines=args.engines, weights=dict(args.weights))
     if args.engines:
         settings.default_engine = args.engines[0]
     app = create_app(settings)  # validates the settings (token on non-loopback hosts, ...)

@@ -54,7 +54,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     settings.resolve()
     storage = Storage(settings.data_dir)
     store = JobStore(settings.database_url, settings.max_queue, settings.max_attempts)
-    pool = WorkerPool(store, storage, settings.workers)
+    pool = WorkerPool(store, storage, settings.workers, settings.weights)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -120,7 +120,11 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         allowed = settings.engines or list(ENGINES)
         if name not in allowed or name not in ENGINES:
             raise InputError(f"unknown engine {name[:40]!r}; choose one of: {', '.join(allowed)}")
-        get_engine_class(name)  # InputError when it is not part of this build
+        from genhuman.engines.diffusion import DiffusionEngine
+
+        engine_class = get_engine_class(name)  # InputError when it is not part of this build
+        if issubclass(engine_class, DiffusionEngine) and name not in settings.weights:
+            raise InputError(f"engine {name!r} has no weights on this server (start it with --weights {name}=DIR)")
         return name
 
     auth = [Depends(require_token)]

@@ -29,6 +29,7 @@ class ServerSettings:
     cors_origins: list[str] = field(default_factory=list)  # empty = CORS off
     engines: Optional[list[str]] = None  # allowed engine names; None = every registered one
     default_engine: str = "lite"
+    weights: dict[str, Path] = field(default_factory=dict)  # engine name -> weights folder (diffusion engines)
 
     @property
     def database_url(self) -> str:
@@ -54,6 +55,10 @@ class ServerSettings:
         if self.max_attempts < 1:
             raise InputError(f"max attempts must be at least 1, got {self.max_attempts}")
         self.data_dir = Path(self.data_dir)
+        self.weights = {name: Path(folder) for name, folder in self.weights.items()}
+        for name, folder in self.weights.items():
+            if not folder.is_dir():
+                raise InputError(f"weights folder for {name} not found: {str(folder)!r}")
         return self
 
 

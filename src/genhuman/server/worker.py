@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Optional
 
 from genhuman.engines.base import AnimateRequest, EngineOptions
@@ -41,9 +42,10 @@ def default_devices(count: Optional[int]) -> list[Optional[str]]:
 
 class Worker(threading.Thread):
     def __init__(self, name: str, store: JobStore, storage: Storage, device: Optional[str],
-                 stop: threading.Event):
+                 stop: threading.Event, weights: Optional[dict[str, Path]] = None):
         super().__init__(name=name, daemon=True)
         self.store, self.storage, self.device, self.stop_event = store, storage, device, stop
+        self.weights = weights or {}
         self.engines: dict[tuple[str, bool], object] = {}
 
     def run(self) -> None:
@@ -67,7 +69,8 @@ class Worker(threading.Thread):
         if key not in self.engines:
             from genhuman.engines import load_engine
 
-            self.engines[key] = load_engine(name, EngineOptions(device=self.device, accelerated=accelerated))
+            options = EngineOptions(weights=self.weights.get(name), device=self.device, accelerated=accelerated)
+            self.engines[key] = load_engine(name, options)
         return self.engines[key]
 
     def run_job(self, job: Job) -> None:
@@ -122,9 +125,10 @@ class Worker(threading.Thread):
 
 
 class WorkerPool:
-    def __init__(self, store: JobStore, storage: Storage, count: Optional[int]):
+    def __init__(self, store: JobStore, storage: Storage, count: Optional[int],
+                 weights: Optional[dict[str, Path]] = None):
         self.stop_event = threading.Event()
-        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event)
+        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights)
                         for i, device in enumerate(default_devices(count))]
         self.store = store
 
