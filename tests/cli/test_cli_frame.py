@@ -37,3 +37,10 @@ def test_output_must_be_mp4(tmp_path, capsys):
 def test_module_entry_point_prints_version():
     out = subprocess.run([sys.executable, "-m", "genhuman", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("genhuman ")
+
+
+def test_transcript_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "transcript.txt"
+    bad.write_bytes(b"\xff\xfe\x00h\x00i")  # UTF-16 with a BOM
+    assert main(["animate", "a.png", "b.wav", "-o", str(tmp_path / "x.mp4"), "--text-file", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == f"genhuman: error: transcript '{bad}' is not UTF-8 text"

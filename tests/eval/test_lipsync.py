@@ -105,3 +105,10 @@ def test_errors(tmp_path, portrait):
             writer.write(np.full((128, 128, 3), 120, np.uint8))
     with pytest.raises(InputError, match="no face could be tracked"):
         measure_lipsync(faceless)
+
+
+def test_lags_longer_than_a_short_video_are_nan_not_a_crash():
+    opening, loudness = np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 1.0])
+    by_lag = lagged_correlations(opening, loudness)
+    assert by_lag[0] == pytest.approx(1.0)
+    assert all(np.isnan(by_lag[lag]) for lag in (-5, -4, 4, 5))

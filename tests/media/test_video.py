@@ -93,3 +93,27 @@ def test_streaming_keeps_memory_flat(tmp_path):
         tracemalloc.stop()
     assert peak < 20 * frame_bytes  # holding every frame would be 500 frames, ~98 MB
     assert read_video_info(tmp_path / "long.mp4").frames == 500
+
+
+def test_unwritable_or_long_output_is_an_input_error_before_any_frame(tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores the mode bits: use a path under a file instead
+            target = tmp_path / "file.txt"
+            target.write_text("x")
+            bad = target / "out.mp4"
+        else:
+            bad = locked / "out.mp4"
+        with pytest.raises(InputError, match="cannot"):
+            with VideoWriter(bad, 25):
+                pass
+    finally:
+        locked.chmod(0o700)
+    long_name = tmp_path / ("a" * 245 + ".mp4")  # legal name (249 bytes); the temp name must fit too
+    with VideoWriter(long_name, 25) as writer:
+        writer.write(np.zeros((16, 16, 3), np.uint8))
+    assert long_name.is_file() and [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []

@@ -42,6 +42,9 @@ def test_job_lifecycle(tmp_path, fake_engine, small_portrait, short_speech):
         assert video.content[4:8] == b"ftyp"
         part = client.get(done["video_url"], headers={"Range": "bytes=0-99"})
         assert part.status_code == 206 and part.content == video.content[:100]
+        for malformed in ("bytes=100-50", "bytes=abc", "items=0-1"):  # ignored: the whole video
+            whole = client.get(done["video_url"], headers={"Range": malformed})
+            assert whole.status_code == 200 and whole.content == video.content, malformed
         attach = client.get(done["video_url"] + "?download=1")
         assert attach.headers["content-disposition"].startswith("attachment")
         assert [j["id"] for j in client.get("/v1/jobs").json()["jobs"]] == [job["id"]]
@@ -122,6 +125,7 @@ def _blank_png() -> bytes:
     ({"accelerated": "maybe"}, {"image": "portrait", "audio": "speech"}, 400, "accelerated must be true or false"),
     ({"engine": "../../bin/sh"}, {"image": "portrait", "audio": "speech"}, 400, "unknown engine '../../bin/sh'"),
     ({"text": "x" * 3000}, {"image": "portrait"}, 400, "text is too long (3000 characters)"),
+    ({"text": "hi\x00there"}, {"image": "portrait"}, 400, "text contains control characters"),
     ({}, {"image": "blank", "audio": "speech"}, 400, "no face found in the uploaded image"),
     ({"face_index": "2"}, {"image": "portrait", "audio": "speech"}, 400,
      "face index 2 requested but only 1 face found in the uploaded image"),

@@ -128,3 +128,28 @@ def test_load_200_jobs(tmp_path, start_server, small_portrait, short_speech):
     print(f"\nload: 200 submissions, 8 clients: {len(accepted)} accepted and succeeded, "
           f"{statuses.count(429)} refused with 429, lost=0; submissions took {submitted:.1f} s, "
           f"all done in {elapsed:.1f} s")
+
+
+def test_delete_that_loses_the_race_to_a_claim_keeps_the_running_job(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    store, worker_side = JobStore(url, max_queue=10, max_attempts=2), JobStore(url, max_queue=10, max_attempts=2)
+    job_id = store.create(engine="lite", options={}, text=None, image_file="a", audio_file="b")["id"]
+    plain_session = store._session
+
+    def session_where_a_worker_claims_after_the_read():
+        session = plain_session()
+        read = session.get
+
+        def get(*args, **kwargs):
+            row = read(*args, **kwargs)
+            assert worker_side.claim_next("worker-0").id == job_id
+            return row
+
+        session.get = get
+        return session
+
+    store._session = session_where_a_worker_claims_after_the_read
+    answer = store.delete(job_id)
+    store._session = plain_session
+    assert answer is not None and answer.status == RUNNING  # the API turns this into 409
+    assert store.get(job_id).status == RUNNING

@@ -40,3 +40,8 @@ def test_bad_text_and_paths(tmp_path):
     with pytest.raises(InputError, match="folder does not exist"):
         synthesize_to_file(SENTENCE, tmp_path / "missing" / "out.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_control_characters_are_refused():
+    with pytest.raises(InputError, match="text contains control characters"):
+        synthesize("hello\x00world")

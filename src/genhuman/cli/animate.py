@@ -58,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     text = args.text
     if args.text_file is not None:
         try:
-            text = args.text_file.read_text(encoding="utf-8").strip()
+            text = args.text_file.read_text(encoding="utf-8-sig").strip()
         except OSError as exc:
             raise InputError(f"cannot read transcript {str(args.text_file)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"transcript {str(args.text_file)!r} is not UTF-8 text") from None
     options = EngineOptions(weights=args.weights, device=args.device, dtype=args.dtype,
                             accelerated=args.accelerated, compile=args.compile)
     request = AnimateRequest(text=text, fps=args.fps, seed=args.seed, max_size=args.max_size,

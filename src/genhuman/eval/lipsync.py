@@ -69,7 +69,8 @@ class LipSyncReport:
             f"best lag            {self.best_lag:+d} frames (r = {self.best_correlation:.3f})",
             f"by lag              {lags}",
             f"silences >= 240 ms  {self.silence_runs} ({self.silence_frames} frames)",
-            f"closed in silence   {self.closed_in_silence:.1%} ({self.closed_silence_frames}/{self.silence_frames})",
+            (f"closed in silence   {self.closed_in_silence:.1%} ({self.closed_silence_frames}/{self.silence_frames})"
+             if self.silence_frames else "closed in silence   n/a (no silence of 240 ms or more)"),
         ])
 
 
@@ -87,7 +88,9 @@ def lagged_correlations(opening: np.ndarray, loudness: np.ndarray, max_lag: int 
     n = len(opening)
     out = {}
     for lag in range(-max_lag, max_lag + 1):
-        if lag >= 0:
+        if abs(lag) >= n:  # a video shorter than the lag: nothing overlaps
+            out[lag] = float("nan")
+        elif lag >= 0:
             out[lag] = pearson(opening[lag:], loudness[:n - lag])
         else:
             out[lag] = pearson(opening[:n + lag], loudness[-lag:])

@@ -85,9 +85,17 @@ class VideoWriter:
             raise InputError(f"cannot create the output folder {str(self.path.parent)!r}: {exc.strerror}") from None
         if self.path.is_dir():
             raise InputError(f"output path is a directory: {str(self.path)!r}")
-        # Not mkstemp: its 0600 mode would survive the rename; FFmpeg creates it with the umask.
-        self._tmp = self.path.parent / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.mp4"
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        # Not mkstemp: its 0600 mode would survive the rename. A short name: a legal long
+        # output name must not become an illegal temp name. Created here, not at the first
+        # mux, so an unwritable folder is a clear error before any work is done.
+        self._tmp = self.path.parent / f".{uuid.uuid4().hex[:12]}.partial.mp4"
+        try:
+            with open(self._tmp, "xb"):
+                pass
+            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        except OSError as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise InputError(f"cannot write {str(self.path)!r}: {exc.strerror or exc}") from None
 
     def _start_video(self, width: int, height: int) -> None:
         self.width, self.height = width, height

@@ -210,8 +210,12 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
 
     @app.get("/v1/jobs/{job_id}/video", tags=["jobs"], dependencies=auth,
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
-    def get_video(job_id: str, download: bool = False) -> FileResponse:
+    def get_video(job_id: str, request: Request, download: bool = False) -> FileResponse:
         job = find(job_id)
+        if not _valid_byte_range(request.headers.get("range")):
+            # RFC 9110: a Range the server cannot honour as written is ignored (a full 200
+            # answer) rather than Starlette's plain-text 400.
+            request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
         path = storage.result_path(job.id)
         if job.status != SUCCEEDED or not path.is_file():
             raise ApiError(409 if job.status != SUCCEEDED else 410,
@@ -245,6 +249,21 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _mount_offline_docs(app)
     return app
+
+
+def _valid_byte_range(header: Optional[str]) -> bool:
+    """True for no header or a well-formed ``bytes=a-b[, ...]`` with a <= b in every part."""
+    if header is None:
+        return True
+    unit, _, specs = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or not specs:
+        return False
+    for spec in specs.split(","):
+        first, dash, last = spec.strip().partition("-")
+        if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
+                or (last and not last.isdigit()) or (first and last and int(first) > int(last)):
+            return False
+    return True
 
 
 def _mount_offline_docs(app: FastAPI) -> None:

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genhuman.server.db import (CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job,
@@ -208,5 +208,10 @@ class JobStore:
             job = s.get(Job, job_id)
             if job is None or job.status == RUNNING:
                 return job
-            s.delete(job)
+            # Conditional delete: a worker may claim the job between the read and here.
+            deleted = s.execute(delete(Job).where(Job.id == job_id, Job.status != RUNNING)
+                                .execution_options(synchronize_session=False)).rowcount
+            if deleted == 0:  # now running (the API answers 409) or gone: re-read it
+                return s.execute(select(Job).where(Job.id == job_id)
+                                 .execution_options(populate_existing=True)).scalar_one_or_none()
             return job

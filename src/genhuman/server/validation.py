@@ -7,6 +7,7 @@ API returns as JSON; messages never show server paths.
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 from typing import Any, Optional
 
@@ -93,6 +94,8 @@ def check_text(text: Optional[str], max_chars: int) -> Optional[str]:
         return None
     if len(text) > max_chars:
         raise InputError(f"text is too long ({len(text)} characters); the limit is {max_chars}")
+    if any(unicodedata.category(c) == "Cc" for c in text):  # NUL etc. break TTS and alignment
+        raise InputError("text contains control characters")
     return text
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import threading
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ def _check_text(text: str) -> str:
         raise InputError("text is empty")
     if len(text) > MAX_TEXT_CHARS:
         raise InputError(f"text is too long: {len(text)} characters, at most {MAX_TEXT_CHARS}")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+        raise InputError("text contains control characters")
     return text.strip()
 
 
