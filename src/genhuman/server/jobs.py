@@ -1,7 +1,8 @@
 """The persistent job queue: every state change is one short transaction on the job table.
 
 Claims are atomic (``UPDATE ... WHERE id=? AND status='queued'`` then check the row
-count), so two workers never run the same job, even across processes sharing a database.
+count), so two workers never claim the same job. Start-up recovery re-queues every
+'running' job, so one server process per database is the supported set-up (see docs).
 """
 
 from __future__ import annotations
