@@ -246,3 +246,13 @@ def test_diffusion_engines_need_weights_and_run_with_them(tmp_path, small_portra
 def test_settings_refuse_a_missing_weights_folder(tmp_path):
     with pytest.raises(InputError, match="weights folder for echomimic not found"):
         ServerSettings(data_dir=tmp_path, weights={"echomimic": tmp_path / "nowhere"}).resolve()
+
+
+def test_start_up_removes_half_written_videos(tmp_path, fake_engine):
+    results = tmp_path / "data" / "results"
+    results.mkdir(parents=True)
+    (results / ".0123456789ab.partial.mp4").write_bytes(b"half")  # left by a SIGKILLed server
+    (results / "kept.mp4").write_bytes(b"done")
+    with make_client(tmp_path, workers=False):
+        pass
+    assert sorted(p.name for p in results.iterdir()) == ["kept.mp4"]

@@ -59,8 +59,10 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         requeued, failed = store.recover()
-        if requeued or failed:
-            log.warning("recovered interrupted jobs: %d re-queued, %d failed", requeued, failed)
+        stray = storage.remove_partial_results()
+        if requeued or failed or stray:
+            log.warning("recovered interrupted jobs: %d re-queued, %d failed, %d half-written videos removed",
+                        requeued, failed, stray)
         if start_workers:
             pool.start()
         yield

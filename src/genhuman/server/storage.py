@@ -71,5 +71,13 @@ class Storage:
     def remove_result(self, job_id: str) -> None:
         self.result_path(job_id).unlink(missing_ok=True)
 
+    def remove_partial_results(self) -> int:
+        """Delete half-written videos (the writer's hidden ``.*.partial.mp4`` files) left by a
+        killed server; called at start-up, before any worker runs. Returns how many."""
+        stray = list(self.results.glob(".*.partial.mp4"))
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return len(stray)
+
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.uploads).free
