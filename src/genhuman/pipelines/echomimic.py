@@ -94,6 +94,20 @@ class EchoMimicPipeline:
         """3-channel condition encoder = the landmark-pose model; 1 channel = face mask."""
         return self.condition_encoder.config.conditioning_channels == 3
 
+    def _predictor(self, audio_tokens: torch.Tensor, control, reference):
+        """The model call for :func:`denoise`, with the official unconditional semantics:
+        uncond rows get zero audio, zero control features and no reference tokens."""
+
+        def predict(sample: torch.Tensor, t: torch.Tensor, frames: torch.Tensor, uncond: torch.Tensor):
+            repeat = sample.shape[0] // frames.shape[0]  # 2 with CFG: [uncond rows | cond rows]
+            keep = (~uncond).to(self.dtype)
+            audio = audio_tokens[frames].repeat(repeat, 1, 1, 1) * keep.view(-1, 1, 1, 1)
+            cond = control.features(frames).repeat(repeat, 1, 1, 1, 1) * keep.view(-1, 1, 1, 1, 1)
+            return self._unet_call(sample.to(self.dtype), t, audio_tokens=audio, cond=cond,
+                                   reference=reference, use_reference=~uncond)
+
+        return predict
+
     @torch.no_grad()
     def __call__(self, image: np.ndarray, wave_16k: np.ndarray, output: Union[str, Path],
                  settings: Optional[EchoMimicSettings] = None, landmarks: Optional[LandmarkSource] = None,
@@ -151,14 +165,7 @@ class EchoMimicPipeline:
         latents = initial_noise((1, 4, num_frames, latent_side, latent_side), settings.seed,
                                 settings.clamp_noise, self.device)
 
-        def predict(sample: torch.Tensor, t: torch.Tensor, frames: torch.Tensor, uncond: torch.Tensor):
-            repeat = sample.shape[0] // frames.shape[0]  # 2 with CFG: [uncond rows | cond rows]
-            keep = (~uncond).to(self.dtype)
-            audio = audio_tokens[frames].repeat(repeat, 1, 1, 1) * keep.view(-1, 1, 1, 1)
-            cond = control.features(frames).repeat(repeat, 1, 1, 1, 1) * keep.view(-1, 1, 1, 1, 1)
-            return self._unet_call(sample.to(self.dtype), t, audio_tokens=audio, cond=cond,
-                                   reference=reference, use_reference=~uncond)
-
+        predict = self._predictor(audio_tokens, control, reference)
         latents = denoise(latents, echomimic_scheduler(), predict, steps=settings.steps,
                           guidance_scale=settings.guidance_scale, schedule=settings.context,
                           window_batch=settings.window_batch, progress=Stage(progress, 0.06, 0.92),

@@ -106,14 +106,7 @@ class EchoMimicV2Pipeline(EchoMimicPipeline):
         f = self.vae_factor
         latents = initial_noise((1, 4, num_frames, s.height // f, s.width // f), s.seed, s.clamp_noise, self.device)
 
-        def predict(sample: torch.Tensor, t: torch.Tensor, frames: torch.Tensor, uncond: torch.Tensor):
-            repeat = sample.shape[0] // frames.shape[0]  # 2 with CFG: [uncond rows | cond rows]
-            keep = (~uncond).to(self.dtype)
-            audio = audio_tokens[frames].repeat(repeat, 1, 1, 1) * keep.view(-1, 1, 1, 1)
-            cond = control.features(frames).repeat(repeat, 1, 1, 1, 1) * keep.view(-1, 1, 1, 1, 1)
-            return self._unet_call(sample.to(self.dtype), t, audio_tokens=audio, cond=cond,
-                                   reference=reference_kv, use_reference=~uncond)
-
+        predict = self._predictor(audio_tokens, control, reference_kv)
         latents = denoise(latents, echomimic_scheduler(), predict, steps=s.steps, guidance_scale=s.guidance_scale,
                           schedule=s.context, window_batch=s.window_batch, progress=Stage(progress, 0.06, 0.92),
                           should_cancel=should_cancel)
