@@ -4,6 +4,7 @@ inputs, and the result. Family engines (EchoMimic, EchoMimic V2, ...) subclass
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Union
@@ -13,6 +14,8 @@ import torch
 
 from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
 from genhuman.errors import InputError, MissingWeightsError
+
+log = logging.getLogger(__name__)
 
 OFFICIAL_FPS = 24  # every official EchoMimic script passes 24 (the pipeline default 25 is unused)
 GENERIC_FPS = AnimateRequest.fps  # a request left at the generic default gets the official fps
@@ -57,6 +60,22 @@ class DiffusionEngine:
         self.device = resolve_device(options.device)
         self.dtype = DTYPES[options.dtype] if options.dtype else (
             torch.float16 if self.device.type == "cuda" else torch.float32)
+
+    def build_pipeline(self, variant, family: str, pipeline_class, wrong_family_hint: str):
+        """Load the weights of ``variant`` and wrap them in ``pipeline_class``; refuse a
+        folder that holds another family's weights. Returns (components, pipeline)."""
+        from genhuman.checkpoints import load_echomimic
+
+        started = time.perf_counter()
+        components = load_echomimic(self.weights, variant, dtype=self.dtype)
+        if components.variant.family != family:
+            raise InputError(f"{str(self.weights)!r} holds {components.variant.family} weights; {wrong_family_hint}")
+        pipeline = pipeline_class(components.vae, components.reference_unet, components.denoising_unet,
+                                  components.condition_encoder, components.audio_encoder,
+                                  device=self.device, dtype=self.dtype, compile=self.options.compile)
+        log.info("loaded %s %s (%s layout) on %s/%s in %.1f s", family, components.variant.name,
+                 components.layout, self.device, self.dtype, time.perf_counter() - started)
+        return components, pipeline
 
     @staticmethod
     def read_inputs(image: ImageInput, audio: AudioInput, output: Union[str, Path],

@@ -51,19 +51,11 @@ class EchoMimicEngine(DiffusionEngine):
     def _load(self, variant: Optional[str]):
         if self._loaded is not None and self._loaded[0] == variant:
             return self._loaded[1], self._loaded[2]
-        from genhuman.checkpoints import load_echomimic
         from genhuman.pipelines import EchoMimicPipeline
 
         self._loaded = None  # free the previous variant before loading the next
-        started = time.perf_counter()
-        components = load_echomimic(self.weights, variant, dtype=self.dtype)
-        if components.variant.family != "echomimic":
-            raise InputError(f"{str(self.weights)!r} holds EchoMimicV2 weights; use --engine echomimic_v2")
-        pipeline = EchoMimicPipeline(components.vae, components.reference_unet, components.denoising_unet,
-                                     components.condition_encoder, components.audio_encoder,
-                                     device=self.device, dtype=self.dtype, compile=self.options.compile)
-        log.info("loaded EchoMimic %s (%s layout) on %s/%s in %.1f s", components.variant.name,
-                 components.layout, self.device, self.dtype, time.perf_counter() - started)
+        components, pipeline = self.build_pipeline(variant, "echomimic", EchoMimicPipeline,
+                                                   "use --engine echomimic_v2")
         self._loaded = (variant, components, pipeline)
         return components, pipeline
 

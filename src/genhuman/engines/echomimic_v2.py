@@ -41,19 +41,10 @@ class EchoMimicV2Engine(DiffusionEngine):
     def _load(self):
         if self._loaded is not None:
             return self._loaded
-        from genhuman.checkpoints import load_echomimic
         from genhuman.pipelines.echomimic_v2 import EchoMimicV2Pipeline
 
-        started = time.perf_counter()
-        components = load_echomimic(self.weights, self._variant, dtype=self.dtype)
-        if components.variant.family != "echomimic_v2":
-            raise InputError(f"{str(self.weights)!r} holds EchoMimic (V1) weights; use --engine echomimic")
-        pipeline = EchoMimicV2Pipeline(components.vae, components.reference_unet, components.denoising_unet,
-                                       components.condition_encoder, components.audio_encoder,
-                                       device=self.device, dtype=self.dtype, compile=self.options.compile)
-        log.info("loaded EchoMimicV2 %s (%s layout) on %s/%s in %.1f s", components.variant.name,
-                 components.layout, self.device, self.dtype, time.perf_counter() - started)
-        self._loaded = (components, pipeline)
+        self._loaded = self.build_pipeline(self._variant, "echomimic_v2", EchoMimicV2Pipeline,
+                                           "use --engine echomimic")
         return self._loaded
 
     def animate(self, image: ImageInput, audio: AudioInput, output: Union[str, Path], request: AnimateRequest,
