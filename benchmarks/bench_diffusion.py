@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL
 
-from genhuman.audio_features.whisper import (SAMPLE_RATE, build_whisper_encoder, frame_count, frame_tokens,
+from genhuman.audio_features.whisper import (SAMPLE_RATE, build_whisper_encoder, official_frame_count, frame_tokens,
                                              whisper_config_from_dims, whisper_features)
 from genhuman.media import VideoWriter, load_audio, load_image
 from genhuman.models import (ConditionEncoder, ConditionEncoderConfig, EchoUNet3D, ReferenceUNet2D, UNet3DConfig,
@@ -130,7 +130,7 @@ def naive_animate(pipe: EchoMimicPipeline, image: np.ndarray, wave: np.ndarray, 
     face = face_landmarks(image)
     crop = FaceCrop.official(face.box, image.shape[1], image.shape[0])
     features = whisper_features(pipe.audio_encoder, wave)
-    n = min(frame_count(features.shape[0], s.fps), round(len(wave) / SAMPLE_RATE * s.fps))
+    n = min(official_frame_count(features.shape[0], s.fps), round(len(wave) / SAMPLE_RATE * s.fps))
     if s.max_frames:
         n = min(n, s.max_frames)
     tokens = frame_tokens(features, s.fps, n).to(dev, dt)

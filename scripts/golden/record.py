@@ -3,6 +3,10 @@
 The frames are captured before encoding (MP4 is lossy), and stored as a few pixel slices plus a
 SHA-256 of every frame's bytes, so a later run can prove it is bit-identical.
 Usage: python scripts/golden/record.py tests/data/golden.json
+
+It drives the pipelines' API as it was before the tensor-level refactor, so it runs at commit
+f7825f8 (PYTHONPATH=that checkout's src); tests/pipelines/test_golden.py replays the same cases
+through the engines' public path today.
 """
 import hashlib
 import json
@@ -51,6 +55,7 @@ def main(out: str) -> None:
     from genhuman.media import load_audio, load_image
     from genhuman.pipelines import EchoMimicPipeline, EchoMimicSettings
     from genhuman.pipelines.echomimic_v2 import EchoMimicV2Pipeline, EchoMimicV2Settings
+    from genhuman.sampling import WindowSchedule
     from tiny_echomimic import tiny_components
 
     v1.VideoWriter = v2.VideoWriter = media.VideoWriter = Capture
@@ -69,7 +74,8 @@ def main(out: str) -> None:
     pose_pipe = EchoMimicPipeline(**tiny_components(conditioning_channels=3))
     rng = np.random.default_rng(5)
     landmarks = 30 + rng.uniform(0, 68, size=(7, 478, 2))
-    pose_pipe(image, wave, "x.mp4", EchoMimicSettings(size=128, steps=2, guidance_scale=2.5, clamp_noise=None),
+    pose_pipe(image, wave, "x.mp4", EchoMimicSettings(size=128, steps=2, guidance_scale=2.5, clamp_noise=None,
+                                                  context=WindowSchedule(12, 3, 3))  # official pose shift,
               landmarks=landmarks)
     result["v1_landmarks"] = summary(np.stack(Capture.frames))
 

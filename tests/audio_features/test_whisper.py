@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from genhuman.audio_features.whisper import (
     build_whisper_encoder,
     convert_openai_whisper,
-    frame_count,
+    official_frame_count,
     frame_tokens,
     log_mel_spectrogram,
     whisper_features,
@@ -145,8 +145,8 @@ def test_window_indices_hand_computed():
 
 
 def test_frame_count_matches_official_loop():
-    assert frame_count(num_features=350, fps=24) == 170  # 7 s: 168 frames + 2
-    assert frame_count(num_features=20, fps=25) == 12  # centres 0, 2, .., 22 > 20 stops after 11
+    assert official_frame_count(num_features=350, fps=24) == 170  # 7 s: 168 frames + 2
+    assert official_frame_count(num_features=20, fps=25) == 12  # centres 0, 2, .., 22 > 20 stops after 11
 
 
 def test_frame_tokens_order_is_time_major_layer_minor():

@@ -3,7 +3,7 @@
 from genhuman.audio_features.whisper import (
     build_whisper_encoder,
     convert_openai_whisper,
-    frame_count,
+    official_frame_count,
     frame_tokens,
     log_mel_spectrogram,
     whisper_config_from_dims,
@@ -11,5 +11,5 @@ from genhuman.audio_features.whisper import (
     window_indices,
 )
 
-__all__ = ["build_whisper_encoder", "convert_openai_whisper", "frame_count", "frame_tokens",
+__all__ = ["build_whisper_encoder", "convert_openai_whisper", "official_frame_count", "frame_tokens",
            "log_mel_spectrogram", "whisper_config_from_dims", "whisper_features", "window_indices"]

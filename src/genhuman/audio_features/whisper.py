@@ -186,7 +186,7 @@ def whisper_features(encoder: WhisperEncoder, wave_16k: Union[np.ndarray, torch.
     return torch.cat(parts, dim=0)
 
 
-def frame_count(num_features: int, fps: float) -> int:
+def official_frame_count(num_features: int, fps: float) -> int:
     """Video frames the official ``feature2chunks`` yields: up to the first frame whose
     centre lies past the end of the features, inclusive (about duration * fps + 2)."""
     step = FEATURES_PER_SECOND / fps
@@ -198,7 +198,7 @@ def frame_count(num_features: int, fps: float) -> int:
 
 def window_indices(num_features: int, fps: float, num_frames: int) -> torch.Tensor:
     """(num_frames, 10) whisper-frame indices per video frame, clamped to the features."""
-    # Official: int(i * 50 / fps) here, but i * (50 / fps) in frame_count (float rounding).
+    # Official: int(i * 50 / fps) here, but i * (50 / fps) in official_frame_count (float rounding).
     centres = torch.tensor([int(i * FEATURES_PER_SECOND / fps) for i in range(num_frames)], dtype=torch.long)
     offsets = torch.arange(-WINDOW_BEFORE, WINDOW_AFTER, dtype=torch.long)
     return (centres[:, None] + offsets[None]).clamp(0, num_features - 1)

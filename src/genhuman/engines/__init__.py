@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from genhuman.engines.base import AnimateResult, Engine, EngineOptions
+from genhuman.engines.base import AnimateRequest, AnimateResult, Avatar, Engine, EngineOptions, Frame
 from genhuman.errors import InputError
 
 # name -> "module:Class"
@@ -41,5 +41,5 @@ def load_engine(name: str, options: EngineOptions | None = None) -> Engine:
     return get_engine_class(name)(options or EngineOptions())
 
 
-__all__ = ["ENGINES", "Engine", "EngineOptions", "AnimateResult", "engine_names",
+__all__ = ["ENGINES", "AnimateRequest", "Avatar", "Engine", "EngineOptions", "AnimateResult", "Frame", "engine_names",
            "get_engine_class", "load_engine"]

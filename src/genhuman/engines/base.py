@@ -1,47 +1,40 @@
-"""The engine protocol: one interface for every way of animating a portrait."""
+"""The engine protocol: one interface for every way of animating a portrait.
+
+Every engine offers the same four calls, and ``animate`` is the other three in a row:
+``validate(request)`` (one-line :class:`~genhuman.errors.InputError` for a value it cannot
+honour), ``prepare_avatar(image)`` (everything that depends only on the portrait, done once),
+``stream(avatar, audio_chunks, request)`` (frames while audio is still arriving) and
+``animate(image, audio, output, request)`` (prepare + stream + write the MP4).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol, Union
+from typing import Iterable, Iterator, Optional, Protocol, Union
 
 import numpy as np
 
+from genhuman.engines.avatar import Avatar
 from genhuman.progress import CancelFn, ProgressFn
+from genhuman.request import AnimateRequest, EngineOptions
 
 ImageInput = Union[str, Path, np.ndarray]  # a path, or an HxWx3 uint8 RGB array
 AudioInput = Union[str, Path, np.ndarray]  # a path, or 16 kHz mono float32 samples
+AudioChunks = Iterable[np.ndarray]  # 16 kHz mono float32 pieces of any length, in order
 
 
 @dataclass
-class EngineOptions:
-    """Load-time options: chosen once when the engine is built."""
+class Frame:
+    """One output frame: ``image`` HxWx3 uint8 RGB shown at ``index / fps`` seconds."""
 
-    weights: Optional[Path] = None  # weights folder (diffusion engines)
-    device: Optional[str] = None  # "cpu", "cuda", ...; None = best available
-    dtype: Optional[str] = None  # "float32", "float16", "bfloat16"; None = engine default
-    accelerated: bool = False  # EchoMimic acc weights: 6 steps, no CFG
-    compile: bool = False  # torch.compile the denoiser
-    extra: dict[str, Any] = field(default_factory=dict)
+    index: int
+    image: np.ndarray
+    fps: float
 
-
-@dataclass
-class AnimateRequest:
-    """Per-video options. Engines ignore the ones they do not use."""
-
-    text: Optional[str] = None  # transcript of the speech (lite: forced alignment)
-    fps: int = 25
-    seed: Optional[int] = None  # None = the engine's default (the official seed for diffusion engines)
-    max_size: Optional[int] = None  # cap on the longer output side, pixels
-    face_index: int = 0  # 0 = largest face, 1 = next largest, ...
-    steps: Optional[int] = None  # diffusion steps (None = engine default)
-    cfg: Optional[float] = None  # guidance scale (None = engine default)
-    pose: Optional[Path] = None  # pose folder or driving video (V1 pose / V2)
-    paste_back: bool = False  # paste the generated face crop back into the portrait
-    width: Optional[int] = None  # output size for engines that generate at a fixed size
-    height: Optional[int] = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    @property
+    def time(self) -> float:
+        return self.index / self.fps
 
 
 @dataclass
@@ -60,9 +53,21 @@ class Engine(Protocol):
 
     def __init__(self, options: EngineOptions) -> None: ...
 
+    def validate(self, request: AnimateRequest) -> AnimateRequest:
+        """The request with this engine's defaults filled in; InputError for what it cannot do."""
+        ...
+
+    def prepare_avatar(self, image: ImageInput, face_index: int = 0, max_size: Optional[int] = None) -> Avatar:
+        ...
+
+    def stream(self, avatar: Avatar, audio_chunks: AudioChunks, request: AnimateRequest,
+               progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
+               ) -> Iterator[Frame]:
+        ...
+
     def animate(
         self,
-        image: ImageInput,
+        image: Union[ImageInput, Avatar],
         audio: AudioInput,
         output: Union[str, Path],
         request: AnimateRequest,
@@ -71,3 +76,7 @@ class Engine(Protocol):
     ) -> AnimateResult:
         """Write an MP4 (H.264 + AAC) to ``output``; nothing is left there on failure."""
         ...
+
+
+__all__ = ["AnimateRequest", "AnimateResult", "AudioChunks", "AudioInput", "Avatar", "Engine", "EngineOptions",
+           "Frame", "ImageInput"]

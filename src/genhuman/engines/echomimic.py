@@ -4,132 +4,129 @@ official weights, through :class:`genhuman.pipelines.EchoMimicPipeline`.
 Which weights: the official layout holds several variants; the engine picks ``audio`` or
 ``pose`` (when the request has a pose folder or driving video), with ``_acc`` when
 ``accelerated``. A converted folder holds one variant, used as it is. The networks are
-loaded on the first request that needs them and kept for the next requests (one variant at a time).
+loaded on the first request that needs them and kept for the next (one variant at a time).
+
+The avatar holds the official face crop (MediaPipe's face box, the official arithmetic on
+it), the face mask, the portrait landmarks in crop pixels (to retarget a driving video) and,
+for ``--paste-back``, the portrait itself.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Any, Optional
 
+import numpy as np
 
-from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
-from genhuman.engines.diffusion import DiffusionEngine, official_fps
+from genhuman.engines.avatar import Avatar
+from genhuman.engines.diffusion import TUNING, DiffusionEngine, Loaded
 from genhuman.errors import InputError
-from genhuman.progress import CancelFn, ProgressFn, Stage, report
-
-if TYPE_CHECKING:
-    from genhuman.checkpoints.layout import Variant
-    from genhuman.pipelines import EchoMimicSettings
+from genhuman.media import SAMPLE_RATE
+from genhuman.pipelines import EchoMimicPipeline
+from genhuman.pipelines.face_crop import FaceCrop
+from genhuman.progress import CancelFn, ProgressFn
+from genhuman.request import AnimateRequest
+from genhuman.sampling import WindowSchedule
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 512
 OFFICIAL_SEED = 420  # every official V1 inference script's --seed default
+CROP_DILATION, MASK_DILATION = 0.5, 0.1  # official crop and mask dilation of the face box
 
 
 class EchoMimicEngine(DiffusionEngine):
     name = "echomimic"
+    family = "echomimic"
     weights_description = "the official EchoMimic folder or a converted one"
+    pipeline_class = EchoMimicPipeline
+    other_family_hint = "use --engine echomimic_v2"
+    tuning = frozenset(TUNING | {"crop_dilation", "mask_dilation"})
 
-    def __init__(self, options: EngineOptions):
-        super().__init__(options)
-        self._loaded: Optional[tuple[Optional[str], object, object]] = None  # (asked variant, components, pipeline)
-        from genhuman.checkpoints import is_converted
-
-        self._converted = is_converted(self.weights)
-
-    def _variant(self, pose: bool) -> Optional[str]:
+    def variant_for(self, request: AnimateRequest) -> Optional[str]:
+        pose = request.pose is not None
         if self._converted:
             return "acc" if self.options.accelerated and not pose else None  # the manifest decides
         if pose:
             return "pose_acc" if self.options.accelerated else "pose"
         return "acc" if self.options.accelerated else "audio"
 
-    def _load(self, variant: Optional[str]):
-        if self._loaded is not None and self._loaded[0] == variant:
-            return self._loaded[1], self._loaded[2]
-        from genhuman.pipelines import EchoMimicPipeline
+    def default_size(self) -> tuple[int, int]:
+        return DEFAULT_SIZE, DEFAULT_SIZE
 
-        self._loaded = None  # free the previous variant before loading the next
-        components, pipeline = self.build_pipeline(variant, "echomimic", EchoMimicPipeline,
-                                                   "use --engine echomimic_v2")
-        self._loaded = (variant, components, pipeline)
-        return components, pipeline
+    def official_seed(self, variant) -> int:
+        return OFFICIAL_SEED
 
-    def animate(self, image: ImageInput, audio: AudioInput, output: Union[str, Path], request: AnimateRequest,
-                progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None) -> AnimateResult:
-        started = time.perf_counter()
-        output, portrait, wave = self.read_inputs(image, audio, output, request)
-        size = _square_size(request)
-        components, pipeline = self._load(self._variant(pose=request.pose is not None))
-        variant = components.variant
+    def check_variant(self, request: AnimateRequest, variant) -> None:
+        if request.width and request.height and request.width != request.height:
+            raise InputError(f"EchoMimic generates square videos; got --width {request.width} "
+                             f"and --height {request.height}")
         if request.pose is not None and variant.condition_channels != 3:
-            raise InputError(f"a pose input needs the landmark-pose weights, but {str(self.weights)!r} "
-                             f"holds the '{variant.name}' variant")
+            raise InputError(f"a pose input needs the landmark-pose weights, but these weights "
+                             f"are the '{variant.name}' variant")
         if request.pose is None and variant.condition_channels == 3:
             raise InputError(f"the '{variant.name}' weights are driven by landmarks: give --pose (a folder "
-                             "of landmark .npy files or a driving video)")
-        report(progress, 0.02, "weights ready")
-        settings = settings_for(request, variant, size)
-        landmarks = _landmark_source(request.pose, size) if request.pose is not None else None
-        result = pipeline(portrait, wave, output, settings, landmarks=landmarks,
-                          progress=Stage(progress, 0.02, 1.0), should_cancel=should_cancel)
-        return self.result(output, result, started)
+                             "of landmark .npy/.pkl files or a driving video)")
 
+    def window_schedule(self, variant) -> WindowSchedule:
+        # official: shift 2 for the audio model, 3 for the pose models
+        return WindowSchedule(12, 3, 3 if variant.condition_channels == 3 else 2)
 
-def settings_for(request: AnimateRequest, variant: "Variant", size: int) -> "EchoMimicSettings":
-    """Pipeline settings: the request's values, else the official ones for this variant
-    (30 steps / cfg 2.5, or 6 steps / cfg 1.0 for the acc weights; fps 24; shift 2 for the
-    audio model and 3 for the pose models; noise clamped to +-1.5 for the audio models only:
-    neither official pose pipeline, acc or not, clamps it).
-    ``request.extra`` may set the tuning knobs."""
-    from genhuman.pipelines import EchoMimicSettings
-    from genhuman.sampling import WindowSchedule
+    def clamp_noise(self, variant) -> Optional[float]:
+        return None if variant.condition_channels == 3 else 1.5  # neither official pose pipeline clamps
 
-    unknown = sorted(set(request.extra) - _EXTRA_SETTINGS)
-    if unknown:
-        raise InputError(f"unknown echomimic options: {', '.join(unknown)}")
-    if request.steps is not None and not 1 <= request.steps <= 1000:
-        raise InputError(f"steps must be between 1 and 1000, got {request.steps}")
-    if request.cfg is not None and not 0 <= request.cfg <= 50:
-        raise InputError(f"cfg must be between 0 and 50, got {request.cfg}")
-    return EchoMimicSettings(
-        size=size,
-        steps=request.steps or (6 if variant.accelerated else 30),
-        guidance_scale=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
-        fps=official_fps(request),
-        seed=OFFICIAL_SEED if request.seed is None else request.seed,
-        face_index=request.face_index,
-        paste_back=request.paste_back,
-        context=WindowSchedule(12, 3, 3 if variant.condition_channels == 3 else 2),
-        clamp_noise=None if variant.condition_channels == 3 else 1.5,  # the pose pipelines skip it
-        **request.extra,
-    )
+    def frame_counts(self, official: int, wave: np.ndarray, request: AnimateRequest) -> tuple[int, int]:
+        # Generate the official frame count (about duration x fps + 2) so the noise and the
+        # wrap-around windows are the official ones; write only the frames the speech covers.
+        return official, min(official, max(1, round(len(wave) / SAMPLE_RATE * request.fps)))
 
+    def frame_reference(self, portrait: np.ndarray, request: AnimateRequest, face_index: int,
+                        ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+        from genhuman.face import face_landmarks
 
-_EXTRA_SETTINGS = {"window_batch", "decode_batch", "crop_dilation", "mask_dilation", "max_frames"}
+        size = request.width
+        face = face_landmarks(portrait, face_index, name="the portrait")
+        crop = FaceCrop.official(face.box, portrait.shape[1], portrait.shape[0],
+                                 request.extra.get("crop_dilation", CROP_DILATION),
+                                 request.extra.get("mask_dilation", MASK_DILATION))
+        arrays = {"mask": crop.mask(size), "landmarks": crop.to_crop_pixels(face.landmarks, size).astype(np.float32),
+                  "crop_box": np.asarray(crop.box, np.int64), "mask_box": np.asarray(crop.mask_box, np.int64)}
+        if request.paste_back:
+            arrays["portrait"] = portrait
+        return crop.crop(portrait, size), arrays, {"paste_back": bool(request.paste_back)}
 
+    def _crop(self, avatar: Avatar) -> FaceCrop:
+        box, mask_box = (tuple(int(v) for v in avatar.arrays[k]) for k in ("crop_box", "mask_box"))
+        return FaceCrop(box, mask_box)  # type: ignore[arg-type]
 
-def _square_size(request: AnimateRequest) -> int:
-    width, height = request.width, request.height
-    if width and height and width != height:
-        raise InputError(f"EchoMimic generates square videos; got --width {width} and --height {height}")
-    size = width or height or DEFAULT_SIZE
-    if size % 64:
-        raise InputError(f"the EchoMimic size must be a multiple of 64, got {size}")
-    return size
+    def control(self, avatar: Avatar, request: AnimateRequest, loaded: Loaded, num_frames: Optional[int],
+                wave: Optional[np.ndarray], progress: Optional[ProgressFn], should_cancel: Optional[CancelFn]):
+        pipeline = loaded.pipeline
+        assert isinstance(pipeline, EchoMimicPipeline)
+        if request.pose is None:
+            return pipeline.mask_control(avatar.arrays["mask"])
+        return pipeline.landmark_control(self._landmarks(Path(request.pose), avatar, request, num_frames),
+                                         request.width)
 
+    def _landmarks(self, pose: Path, avatar: Avatar, request: AnimateRequest, num_frames: Optional[int]) -> np.ndarray:
+        """A pose folder (official: landmarks in the 512 crop) or a driving video."""
+        from genhuman.pipelines.landmarks import landmarks_from_video, load_landmark_folder
 
-def _landmark_source(pose: Path, size: int):
-    """A pose folder (official: landmarks in the 512 crop) or a driving video."""
-    from genhuman.pipelines.landmarks import landmarks_from_video, load_landmark_folder
+        if pose.is_dir():
+            return load_landmark_folder(pose) * (request.width / 512.0)
+        if pose.is_file():
+            frames = num_frames or int(request.extra.get("max_frames") or 30 * request.fps)
+            return landmarks_from_video(pose, avatar.arrays["landmarks"], frames)
+        raise InputError(f"pose input not found: {str(pose)!r}")
 
-    pose = Path(pose)
-    if pose.is_dir():
-        return load_landmark_folder(pose) * (size / 512.0)
-    if pose.is_file():
-        return lambda reference, frames: landmarks_from_video(pose, reference, frames)
-    raise InputError(f"pose input not found: {str(pose)!r}")
+    def finish_frame(self, avatar: Avatar, request: AnimateRequest, frame: np.ndarray) -> np.ndarray:
+        if not request.paste_back:
+            return frame
+        if "portrait" not in avatar.arrays:
+            raise InputError("this avatar was prepared without --paste-back; prepare it again with it")
+        crop = avatar.cache.get("crop") or avatar.cache.setdefault("crop", self._crop(avatar))
+        weights = avatar.cache.get("paste_weights")
+        if weights is None:
+            weights = avatar.cache.setdefault("paste_weights", crop.paste_weights())
+        return crop.paste(avatar.arrays["portrait"], frame, weights)

@@ -22,6 +22,9 @@ from genhuman.sampling.windows import WindowBlender, WindowSchedule
 log = logging.getLogger(__name__)
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+"""``callback(step_index, timestep, latents_after_step, model_output)``, as diffusers'
+``callback_on_step_end``: the guided, window-averaged model output of that step."""
 
 
 def initial_noise(shape: Sequence[int], seed: int, clamp: Optional[float] = 1.5,
@@ -67,8 +70,10 @@ def denoise(
     window_batch: int = 1,
     progress: Optional[ProgressFn] = None,
     should_cancel: Optional[CancelFn] = None,
+    callback: Optional[StepCallback] = None,
 ) -> torch.Tensor:
-    """Run the sampler over latents (1, C, L, h, w) and return the clean latents (float32)."""
+    """Run the sampler over latents (1, C, L, h, w) and return the clean latents (float32).
+    The scheduler is set to ``steps`` here; the model sees ``scale_model_input(latents, t)``."""
     if latents.shape[0] != 1:
         raise ValueError("denoise works on one video at a time (batch 1)")
     if window_batch < 1:
@@ -82,7 +87,10 @@ def denoise(
     for i, t in enumerate(timesteps):
         check_cancel(should_cancel)
         windows = schedule.windows(num_frames, i)
-        model_output = predict_windows(latents, t, windows, predict, guidance_scale, window_batch)
+        model_input = scheduler.scale_model_input(latents, t)
+        model_output = predict_windows(model_input, t, windows, predict, guidance_scale, window_batch)
         latents = scheduler.step(model_output, t, latents).prev_sample
+        if callback is not None:
+            callback(i, t, latents, model_output)
         report(progress, (i + 1) / len(timesteps), f"denoising step {i + 1}/{len(timesteps)}")
     return latents
