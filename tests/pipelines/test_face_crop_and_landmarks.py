@@ -125,3 +125,26 @@ def test_official_pkl_landmark_folder_is_read_without_running_code(tmp_path):
         pickle.dump(Exploit(), fh)
     with pytest.raises(InputError, match="3.pkl: refusing to load builtins.print"):
         load_landmark_folder(tmp_path)
+
+
+def test_render_landmarks_squares_near_the_edges_follow_the_official_slice():
+    """Official ``image[y-3:y+3, x-3:x+3] = colour``: a negative start gives an empty slice
+    (no square within 3 px of the top or left edge); at the bottom/right the slice is cut."""
+    def lit_at(x, y):
+        points = np.full((478, 2), -10.0, np.float32)
+        points[4] = (x, y)  # nose tip only (pupils off the canvas)
+        return np.rint(render_landmarks(points, 512) * 255).astype(int).astype(bool).any(-1)
+
+    assert lit_at(100, 2).sum() == 0 and lit_at(1, 100).sum() == 0 and lit_at(0, 0).sum() == 0
+    assert lit_at(100, 3)[0:6, 97:103].all() and lit_at(100, 3).sum() == 36  # start 0: a whole square
+    assert lit_at(3, 100).sum() == 36
+    bottom = lit_at(100, 510.5)  # rows 507..512 cut to 507..511
+    assert bottom.sum() == 5 * 6 and bottom[507:512, 97:103].all()
+    right = lit_at(511.9, 100)
+    assert right.sum() == 6 * 4 and right[97:103, 508:512].all()
+
+    # the reference slicing, as the official draw_points does it, on an empty canvas
+    for x, y in [(2.5, 40.0), (40.0, 0.5), (300.0, 300.0), (509.0, 511.0)]:
+        expected = np.zeros((512, 512, 3), np.uint8)
+        expected[int(y) - 3:int(y) + 3, int(x) - 3:int(x) + 3] = (200, 200, 200)
+        np.testing.assert_array_equal(lit_at(x, y), expected.any(-1))

@@ -6,7 +6,8 @@ draw_mouse=False)`` (``src/utils/draw_utils.py``). We reproduce that rendering p
 pixel, from our own code, on the same MediaPipe drawing routine:
 - the eye and eyebrow contours of MediaPipe's face mesh, drawn as 2 px cv2 lines in the
   official palette on a 512x512 canvas;
-- 6x6 squares at the pupils (468, 473) and the nose tip (4);
+- 6x6 squares at the pupils (468, 473) and the nose tip (4), none within 3 px of the
+  top or left edge (the official slice is empty there);
 - no mouth and no face oval, so the audio drives the lips;
 - the canvas resized to the generation size.
 
@@ -72,7 +73,10 @@ def render_landmarks(points: np.ndarray, size: int) -> np.ndarray:
         if 0 <= x < 1 and 0 <= y < 1:  # the official skips points off the canvas
             col, row = int(CANVAS * x), int(CANVAS * y)
             h = _SQUARE_HALF_WIDTH
-            canvas[max(0, row - h):row + h, max(0, col - h):col + h] = colour
+            # the official slice as it is: within h of the top or left edge its start is
+            # negative, the slice comes out empty and no square is drawn (near the bottom or
+            # right edge it is cut to a partial square)
+            canvas[row - h:row + h, col - h:col + h] = colour
     if size != CANVAS:
         canvas = cv2.resize(canvas, (size, size))
     return canvas.astype(np.float32) / 255.0
