@@ -45,3 +45,30 @@ def test_bad_text_and_paths(tmp_path):
 def test_control_characters_are_refused():
     with pytest.raises(InputError, match="text contains control characters"):
         synthesize("hello\x00world")
+
+
+@pytest.mark.parametrize("text, script", [
+    ("你好，世界。今天天气很好。", "CJK"),
+    ("The word is 你好.", "CJK"),
+    ("Привет, как дела?", "Cyrillic"),
+    ("こんにちは", "hiragana"),
+    ("مرحبا", "Arabic"),
+])
+def test_text_in_a_script_the_voice_cannot_read_is_refused_before_synthesis(monkeypatch, text, script):
+    def no_voice():
+        raise AssertionError("the voice must not be loaded for text it cannot read")
+
+    monkeypatch.setattr("genhuman.speech.tts._voice", no_voice)
+    with pytest.raises(InputError, match=r"^text is not in English: the voice reads Latin letters only") as info:
+        synthesize(text)
+    assert script in str(info.value)
+
+
+def test_accented_latin_and_full_width_text_are_spoken():
+    wave, rate = synthesize("Café, naïve résumé.")
+    assert len(wave) / rate > 0.8
+    # Full-width Latin (typed with a CJK keyboard) is read as plain letters, not spelled
+    # out code by code: about as long as the ASCII sentence.
+    plain, _ = synthesize("hello world 123")
+    wide, _ = synthesize("ｈｅｌｌｏ ｗｏｒｌｄ １２３")
+    assert abs(len(wide) - len(plain)) < 0.1 * len(plain)

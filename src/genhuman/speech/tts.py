@@ -36,7 +36,41 @@ def _check_text(text: str) -> str:
         raise InputError(f"text is too long: {len(text)} characters, at most {MAX_TEXT_CHARS}")
     if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
         raise InputError("text contains control characters")
+    # Full-width Latin letters and digits (typed with CJK keyboards) become plain ones:
+    # the voice would spell them out code by code.
+    text = "".join(unicodedata.normalize("NFKC", c) if "\uff01" <= c <= "\uff5e" else c for c in text)
+    _check_script(text)
     return text.strip()
+
+
+def _unreadable(c: str) -> bool:
+    """A letter or digit of a script the English voice does not read: it would say
+    "Chinese letter" (or spell the Unicode name) for each one."""
+    category = unicodedata.category(c)
+    if category == "Nd":
+        return not "0" <= c <= "9"
+    if not category.startswith("L"):
+        return False  # punctuation, symbols, marks, spaces: read or skipped as usual
+    name = unicodedata.name(c, "")
+    return not (name.startswith("LATIN ") or name.startswith("MODIFIER LETTER "))
+
+
+def _script(c: str) -> str:
+    word = unicodedata.name(c, "unknown").split()[0]
+    return {"CJK": "Chinese/Japanese (CJK)", "HIRAGANA": "Japanese (hiragana)",
+            "KATAKANA": "Japanese (katakana)", "HANGUL": "Korean (Hangul)"}.get(word, word.title())
+
+
+def _check_script(text: str) -> None:
+    """Refuse text in a script the English Piper voice cannot read, before synthesis."""
+    bad = [c for c in text if _unreadable(c)]
+    if not bad:
+        return
+    scripts = list(dict.fromkeys(_script(c) for c in bad))
+    word = next(w for w in text.split() if any(_unreadable(c) for c in w))
+    sample = word if len(word) <= 12 else word[:12] + "…"
+    raise InputError(f"text is not in English: the voice reads Latin letters only, and the text has "
+                     f"{' and '.join(scripts[:3])} characters ({sample!r}); write it in English")
 
 
 def synthesize(text: str) -> tuple[np.ndarray, int]:
