@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +13,13 @@ def test_frame_count_rule():
     assert vad.frame_count(SR * 7 + 1, 25) == 176  # a partial frame is kept
     assert vad.frame_count(SR, 30) == 30
     assert vad.frame_count(1, 25) == 1
+
+
+def test_bundled_model_is_the_silero_package_file():
+    spec = importlib.util.find_spec("silero_vad")  # found without importing it (torch)
+    assert spec is not None and spec.submodule_search_locations
+    packaged = Path(list(spec.submodule_search_locations)[0]) / "data" / vad.MODEL_FILE
+    assert vad.model_path().read_bytes() == packaged.read_bytes()
 
 
 def test_own_onnx_runner_matches_the_silero_package_exactly(wave_16k):

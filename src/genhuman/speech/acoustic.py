@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genhuman.media import SAMPLE_RATE
 from genhuman.speech.visemes import CHANNELS, REST_LIP_PRESS
 
-SAMPLE_RATE = 16000
 HOP = 160  # 10 ms
 WINDOW = 400  # 25 ms
 N_FFT = 512

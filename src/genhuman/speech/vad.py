@@ -7,16 +7,16 @@ modulated sound (synthetic, sung or heavily processed voices it was not trained 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from genhuman.media import SAMPLE_RATE
+
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 VAD_HOP = 512  # silero's frame at 16 kHz (32 ms)
 THRESHOLD = 0.5
 # A frame quieter than this (dBFS) is silence whatever the model says.
@@ -34,12 +34,10 @@ _lock = threading.Lock()
 
 
 def model_path() -> Path:
-    """The ONNX model bundled in the silero-vad package, found without importing it
-    (its ``__init__`` imports torch, which costs seconds and is not needed here)."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the silero-vad package is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / MODEL_FILE
+    """silero-vad 6.2.3's 16 kHz sequence ONNX model (MIT licence, see
+    ``data/LICENSE-silero-vad.txt``), shipped with genhuman: the silero-vad package
+    requires torch, which the lite path has no other use for."""
+    return Path(__file__).with_name("data") / MODEL_FILE
 
 
 @functools.lru_cache(maxsize=1)
