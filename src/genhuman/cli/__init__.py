@@ -21,6 +21,15 @@ from genhuman.errors import GenHumanError
 COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "serve"]
 
 
+# Packages of the optional extras (pyproject.toml): a command that needs a missing one
+# says which extra to install instead of printing an internal error.
+_EXTRA_OF = {
+    **dict.fromkeys(["torch", "diffusers", "transformers", "safetensors", "huggingface_hub"], "diffusion"),
+    **dict.fromkeys(["fastapi", "starlette", "uvicorn", "sqlalchemy", "multipart", "python_multipart",
+                     "swagger_ui_bundle"], "server"),
+}
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """Bad options give one line on stderr (exit 2), not the whole usage text."""
 
@@ -47,7 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _size_unsized_terminal() -> None:
+    """A terminal that reports a size of 0 x 0 (a pseudo-terminal nobody sized:
+    ``script``, ``docker exec -t``, a pty opened by a program) makes tqdm draw nothing:
+    it takes the bar to be below the last row. Give tqdm $COLUMNS x $LINES for such a
+    terminal, else 80 x 24."""
+    try:
+        if not sys.stderr.isatty() or os.get_terminal_size(sys.stderr.fileno()).columns > 0:
+            return
+    except (OSError, ValueError, AttributeError):
+        return
+    for variable, name, default in (("TQDM_NCOLS", "COLUMNS", 80), ("TQDM_NROWS", "LINES", 24)):
+        value = os.environ.get(name, "")
+        size = int(value) if value.isdigit() and int(value) > 1 else default
+        os.environ.setdefault(variable, str(size - 1))  # tqdm keeps the last column/row free
+
+
 def main(argv: list[str] | None = None) -> int:
+    _size_unsized_terminal()  # before anything imports tqdm: it reads TQDM_* at import
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 with one line on bad options
     verbose = args.verbose or os.environ.get("GENHUMAN_DEBUG") == "1"
@@ -74,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, full traceback with --verbose
         if verbose:
             raise
+        extra = _EXTRA_OF.get((exc.name or "").split(".")[0]) if isinstance(exc, ModuleNotFoundError) else None
+        if extra is not None:
+            print(f"genhuman: error: {exc}: '{args.command}' needs genhuman's {extra} extra "
+                  f"(pip install 'genhuman[{extra}]')", file=sys.stderr)
+            return 1
         print(f"genhuman: internal error: {type(exc).__name__}: {exc} (run with --verbose for details)",
               file=sys.stderr)
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def int_range(lo: int, hi: int):
@@ -30,8 +29,3 @@ def float_range(lo: float, hi: float):
         return value
 
     return parse
-
-
-def existing_path(text: str) -> Path:
-    # Existence is checked where the file is opened, so the message names what it is.
-    return Path(text)

@@ -8,9 +8,6 @@ from pathlib import Path
 
 from genhuman.cli.common import float_range, int_range
 
-log = logging.getLogger(__name__)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the HTTP API and web page",
                        description="Serve the HTTP API (/v1, docs at /docs) and the web page (/). "
