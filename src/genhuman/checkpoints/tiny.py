@@ -1,4 +1,11 @@
-"""A tiny RANDOM EchoMimic checkpoint in the OFFICIAL layout, for tests and end-to-end demos.
+"""Public testing helper: a tiny RANDOM EchoMimic checkpoint in the OFFICIAL layout.
+
+Shipped in the package on purpose (not a test-only file): the test suite, the benchmarks
+and anyone checking an install of the diffusion engines without the real weights use it,
+e.g. ``save_tiny_official_checkpoint(tmp, "audio")`` then
+``genhuman animate ... --engine echomimic --weights tmp``. It needs the ``[diffusion]``
+extra (torch). The API (``save_tiny_official_checkpoint``, ``tiny_whisper_state``,
+``tiny_vae``, ``WHISPER_DIMS``) is kept stable like the rest of ``genhuman.checkpoints``.
 
 Same file names and formats as the real weights (``.pth`` state dicts, a diffusers VAE
 folder, OpenAI-format whisper ``.pt``, sd-image-variations' unet/config.json carrying the
