@@ -109,10 +109,13 @@ def test_acoustic_path_opens_in_sound_and_closes_in_gaps(mode):
 
 
 def test_acoustic_vowel_quality():
+    # Frames 0.76-1.16 s: silero takes the start of this synthetic vowel for speech and then
+    # drops it; the streaming VAD can only notice that as it goes (the energy detector joins
+    # in after ~0.5 s), where the whole-clip VAD knew it from the start.
     def middle(f1, f2):
         gap = np.zeros(SR // 4, np.float32)
         tr = mouth_track(np.concatenate([gap, vowel(f1, f2, 1.0), gap]), mode="acoustic")
-        return {name: float(getattr(tr, name)[12:25].mean()) for name in ("opening", "width", "roundness")}
+        return {name: float(getattr(tr, name)[19:29].mean()) for name in ("opening", "width", "roundness")}
 
     a, i, u = middle(750, 1200), middle(300, 2300), middle(320, 800)
     assert a["opening"] > i["opening"] and a["opening"] > u["opening"]

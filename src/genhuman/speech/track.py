@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genhuman.errors import InputError
-from genhuman.progress import CancelFn, ProgressFn, check_cancel, report
-from genhuman.speech import acoustic, coarticulation, phonemes, vad
+from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
+from genhuman.speech import acoustic, phonemes, streaming, vad
 from genhuman.speech.phonemes import Phone
-from genhuman.speech.visemes import (
-    CHANNELS, FIRST_PART_SHARE, REST_LIP_PRESS, nearest_visemes, phone_visemes,
-)
+from genhuman.speech.streaming import OPENING_ACOUSTIC_MIX, PhonePlan  # noqa: F401 (re-exported)
+from genhuman.speech.visemes import CHANNELS, phone_visemes
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +28,11 @@ RATE = acoustic.ANALYSIS_RATE  # internal analysis rate (100 Hz)
 MAX_ALIGN_S = 300.0  # longer: chunked recognition (the word pass grows ~quadratically)
 CHUNK_S = 30.0  # recognition chunk length limit; chunks end in VAD silences
 SILENT_PEAK = 1e-4  # a clip whose peak stays below this is digital silence
+MIN_VISEME_AGREEMENT = 0.62  # aligned vs recognised visemes: below this the transcript does not fit
 # Phonetic vs acoustic blend: quality below LOW uses acoustics only, above HIGH phones only.
 QUALITY_LOW, QUALITY_HIGH = 0.3, 0.7
-# Even with good phones, part of the opening comes from the signal: phones say which
-# shape, the measured loudness and first formant say how far this speaker opens.
-OPENING_ACOUSTIC_MIX = 0.3
+# Even with good phones, part of the opening (OPENING_ACOUSTIC_MIX) comes from the signal:
+# phones say which shape, the measured loudness and first formant say how far this speaker opens.
 
 
 @dataclass
@@ -75,69 +74,71 @@ def mouth_track(
     ``mode``: "phonetic" uses pocketsphinx phones (aligned to ``text`` when given,
     recognised otherwise), "acoustic" only loudness/spectral cues (any language), "auto"
     judges the phones against the voice activity and blends or switches to acoustics.
+    The phones are decided on the whole clip (:func:`plan_phones`); the frames come from the
+    streaming :class:`~genhuman.speech.streaming.MouthTracker`, so they equal what the lite
+    engine's ``stream`` makes from the same audio and phones, however it is chunked.
     """
     wave = _validate(wave_16k, fps, mode)
-    n_frames = vad.frame_count(len(wave), fps)
-    n_analysis = acoustic.analysis_frames(len(wave))
+    plan = plan_phones(wave, text, mode, progress=Stage(progress, 0.0, 0.9), should_cancel=should_cancel)
+    report(progress, 0.9, "mouth shapes")
+    check_cancel(should_cancel)
+    frames = streaming.track_frames(wave, fps, plan)
+    report(progress, 1.0, "mouth shapes")
+    return track_of(frames, fps, plan)
 
+
+def track_of(frames: list[streaming.MouthFrame], fps: float, plan: PhonePlan | None = None) -> MouthTrack:
+    """A :class:`MouthTrack` from the tracker's frames (in order, from frame 0)."""
+    plan = plan or PhonePlan((), 0.0, "acoustic")
+
+    def column(name: str, dtype=np.float32) -> np.ndarray:
+        return np.array([getattr(f, name) for f in frames], dtype=dtype)
+
+    trusted = plan.trusted
+    return MouthTrack(
+        fps=float(fps),
+        **{name: column(name) for name in CHANNELS},
+        loudness=column("loudness"),
+        voiced=column("voiced", bool),
+        visemes=[f.viseme for f in frames],
+        phones=[(p.phone, round(p.start, 3), round(p.end, 3)) for p in plan.phones] if trusted else [],
+        source=plan.source if trusted else "acoustic",
+    )
+
+
+def plan_phones(
+    wave_16k: np.ndarray,
+    text: str | None = None,
+    mode: str = "auto",
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> PhonePlan:
+    """Phones for a whole clip and how far to trust them, decided before any frame is made.
+
+    Forced alignment when ``text`` is given (a transcript that does not fit the audio, e.g.
+    another language or another sentence, falls back to recognition with a warning),
+    recognition otherwise; ``mode="auto"`` scores them against the voice activity
+    (:func:`phonetic_quality`) into the phonetic weight of the blend. Raises InputError
+    for empty or silent audio.
+    """
+    wave = _validate(wave_16k, 25.0, mode)
     report(progress, 0.0, "voice activity")
     prob = vad.speech_probability(wave)
     if not (prob > vad.THRESHOLD).any():
         raise InputError("audio is silent: no speech found")
-    voiced_analysis = _analysis_mask(prob, n_analysis)
-    channels, gain, phones, source = _analysis_channels(
-        wave, text, mode, prob, voiced_analysis, progress, should_cancel
-    )
-
-    report(progress, 0.9, "mouth shapes")
-    frames = _sample_frames(_gate_silence(channels, voiced_analysis), fps, n_frames)
-    voiced = vad.resample_mask(prob > vad.THRESHOLD, vad.VAD_HOP / SAMPLE_RATE, fps, n_frames)
-    frames = _close_silent_frames(frames, voiced)
-    if phones:
-        frames = coarticulation.enforce_closures(
-            frames, coarticulation.closure_frames(phones, fps, n_frames)
-        )
-    loudness = np.interp((np.arange(n_frames) + 0.5) / fps * RATE, np.arange(n_analysis), gain)
-    report(progress, 1.0, "mouth shapes")
-    return MouthTrack(
-        fps=float(fps),
-        **{name: np.ascontiguousarray(frames[:, i], dtype=np.float32) for i, name in enumerate(CHANNELS)},
-        loudness=loudness.astype(np.float32),
-        voiced=voiced,
-        visemes=_frame_visemes(frames, voiced, phones, fps),
-        phones=[(p.phone, round(p.start, 3), round(p.end, 3)) for p in phones],
-        source=source,
-    )
-
-
-def _analysis_channels(wave, text, mode, prob, voiced, progress, should_cancel):
-    """Mouth channels at the 100 Hz analysis rate, the loudness gain, the phones used
-    (empty when the acoustic path won) and the source name."""
-    n_analysis = len(voiced)
-    features = acoustic.analyse(wave)
-    level = acoustic.speech_level(features.rms, voiced)
-    gain = acoustic.loudness_gain(features.rms, level)
-    acoustic_channels = coarticulation.smooth(acoustic.acoustic_shapes(features, voiced, level), RATE)
     if mode == "acoustic":
-        return acoustic_channels, gain, [], "acoustic"
-
+        return PhonePlan((), 0.0, "acoustic")
+    voiced = _analysis_mask(prob, acoustic.analysis_frames(len(wave)))
     phones, source = _phones(wave, text, prob, progress, should_cancel)
     quality = phonetic_quality(phones, voiced)
     logger.info("%s phones: %d, quality %.2f", source, len(phones), quality)
     weight = 1.0 if mode == "phonetic" else float(
         np.clip((quality - QUALITY_LOW) / (QUALITY_HIGH - QUALITY_LOW), 0.0, 1.0)
     )
-    if weight == 0:
-        return acoustic_channels, gain, [], "acoustic"
-    phonetic = coarticulation.blend_targets(phones, n_analysis, RATE)
-    phonetic[:, 0] *= gain
-    phonetic = coarticulation.smooth(phonetic, RATE)
-    mix = OPENING_ACOUSTIC_MIX
-    phonetic[:, 0] = (1 - mix) * phonetic[:, 0] + mix * acoustic_channels[:, 0]
-    channels = weight * phonetic + (1.0 - weight) * acoustic_channels
-    if weight < 0.5:  # mostly acoustic: the phones are not trusted to force closures
-        return channels, gain, [], "acoustic"
-    return channels, gain, phones, source
+    if weight == 0 or not phones:
+        return PhonePlan((), 0.0, "acoustic")
+    report(progress, 1.0, "phones")
+    return PhonePlan(tuple(phones), weight, source)
 
 
 def _validate(wave_16k: np.ndarray, fps: float, mode: str) -> np.ndarray:
@@ -167,25 +168,83 @@ def _analysis_mask(prob: np.ndarray, n_analysis: int) -> np.ndarray:
 
 
 def _phones(wave, text, prob, progress, should_cancel) -> tuple[list[Phone], str]:
+    """Aligned phones when the transcript fits the audio, recognised phones otherwise.
+
+    A transcript "fits" when its alignment agrees with the voice activity (a wrong one
+    stretches words over pauses) and with the recognised phones (a wrong one can still
+    fill the speech, but says other visemes there): MIN_VISEME_AGREEMENT of the 10 ms
+    frames where both find speech name the same viseme (~0.8 for the right transcript,
+    ~0.4-0.55 for another sentence). Anything else (another language, no path through
+    the words) falls back to recognition with a warning.
+    """
     check_cancel(should_cancel)
     duration = len(wave) / SAMPLE_RATE
-    if text and text.strip():
-        if duration <= MAX_ALIGN_S:
-            report(progress, 0.1, "aligning transcript")
-            aligned = phonemes.align(wave, text)
-            if aligned is not None and _agrees_with_vad(aligned, prob):
-                return aligned, "aligned"
-            logger.info("transcript does not fit the audio; recognising phones instead")
-        else:
-            logger.info("%.0f s is too long to align at once; recognising phones instead", duration)
+    if not (text and text.strip()):
+        return _recognize(wave, prob, progress, should_cancel), "recognized"
+    if duration > MAX_ALIGN_S:
+        logger.warning("%.0f s is too long to align at once; recognising phones instead", duration)
+        return _recognize(wave, prob, progress, should_cancel), "recognized"
+    report(progress, 0.1, "aligning transcript")
+    _fresh_decoder(phonemes._aligner, phonemes._align_lock)
+    try:
+        aligned = phonemes.align(wave, text)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        # A transcript the audio cannot carry at all (another language, another sentence):
+        # pocketsphinx finds no hypothesis, and its seg() is None.
+        logger.info("forced alignment failed (%s: %s)", type(exc).__name__, exc)
+        aligned = None
+    fits = bool(aligned) and _agrees_with_vad(aligned, prob)
+    recognized = _recognize(wave, prob, Stage(progress, 0.3, 1.0), should_cancel)
+    if fits:
+        agreement = viseme_agreement(aligned, recognized, len(wave))
+        logger.info("transcript: %.0f%% of the speech frames agree with the recognised visemes", 100 * agreement)
+        if agreement >= MIN_VISEME_AGREEMENT:
+            return aligned, "aligned"
+    logger.warning("the transcript does not fit the audio; using recognised phones instead")
+    return recognized, "recognized"
+
+
+def _fresh_decoder(make, lock) -> None:
+    """pocketsphinx starts each utterance from the previous one's cepstral mean, so the
+    same audio would align a little differently depending on what this process decoded
+    before; every decode sequence here starts from the model's initial mean instead."""
+    try:
+        decoder = make()
+        with lock:
+            decoder.reinit_feat()  # the feature extraction as new (0.1 ms)
+    except Exception as exc:  # an older pocketsphinx: results only depend a little on history
+        logger.debug("could not reset the feature extraction: %s", exc)
+
+
+def _recognize(wave, prob, progress, should_cancel) -> list[Phone]:
     phones: list[Phone] = []
     chunks = recognition_chunks(prob, len(wave))
+    _fresh_decoder(phonemes._recognizer, phonemes._recognize_lock)
     for i, (start, end) in enumerate(chunks):
         check_cancel(should_cancel)
         report(progress, 0.1 + 0.8 * i / len(chunks), "recognising phones")
         a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
-        phones.extend(phonemes.recognize(wave[a:b], offset=a / SAMPLE_RATE))
-    return phones, "recognized"
+        try:
+            phones.extend(phonemes.recognize(wave[a:b], offset=a / SAMPLE_RATE))
+        except TypeError:  # pocketsphinx found no hypothesis at all (seg() is None)
+            logger.info("no phones recognised in %.1f-%.1f s", start, end)
+    return phones
+
+
+def _viseme_frames(phones: list[Phone], n: int) -> np.ndarray:
+    out = np.full(n, "", dtype=object)
+    for p in phones:
+        if p.is_speech:
+            out[int(round(p.start * RATE)):int(round(p.end * RATE))] = phone_visemes(p.phone)[0]
+    return out
+
+
+def viseme_agreement(aligned: list[Phone], recognized: list[Phone], n_samples: int) -> float:
+    """Share of the 10 ms frames where both phone lists have speech that name the same viseme."""
+    n = acoustic.analysis_frames(n_samples) + 1
+    a, r = _viseme_frames(aligned, n), _viseme_frames(recognized, n)
+    both = (a != "") & (r != "")
+    return float((a[both] == r[both]).mean()) if both.any() else 0.0
 
 
 def recognition_chunks(prob: np.ndarray, n_samples: int) -> list[tuple[float, float]]:
@@ -242,43 +301,3 @@ def _agrees_with_vad(phones: list[Phone], prob: np.ndarray) -> bool:
     return bool(precision >= 0.6 and recall >= 0.6)
 
 
-def _gate_silence(channels: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Relax towards the resting mouth where the VAD hears no speech."""
-    gate = coarticulation.smooth(voiced.astype(np.float32), RATE, tau=0.015)
-    out = channels * gate[:, None]
-    lip = CHANNELS.index("lip_press")
-    out[:, lip] = channels[:, lip] * gate + REST_LIP_PRESS * (1.0 - gate)
-    return out
-
-
-def _sample_frames(channels: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-    at = (np.arange(n_frames) + 0.5) / fps * RATE
-    grid = np.arange(len(channels))
-    return np.stack([np.interp(at, grid, channels[:, c]) for c in range(channels.shape[1])], axis=1)
-
-
-def _close_silent_frames(frames: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    out = frames.copy()
-    out[~voiced] = 0.0
-    out[~voiced, CHANNELS.index("lip_press")] = REST_LIP_PRESS
-    return out
-
-
-def _frame_visemes(frames: np.ndarray, voiced: np.ndarray, phones: list[Phone], fps: float) -> list[str]:
-    centres = (np.arange(len(frames)) + 0.5) / fps
-    labels = ["X"] * len(frames)
-    if phones:
-        starts = np.array([p.start for p in phones])
-        idx = np.searchsorted(starts, centres, side="right") - 1
-        for k, i in enumerate(idx):
-            if i < 0 or centres[k] >= phones[i].end or not voiced[k]:
-                continue
-            p = phones[i]
-            visemes = phone_visemes(p.phone)
-            second = len(visemes) > 1 and centres[k] >= p.start + FIRST_PART_SHARE * (p.end - p.start)
-            labels[k] = visemes[1] if second else visemes[0]
-        return labels
-    voiced_idx = np.flatnonzero(voiced)
-    for k, label in zip(voiced_idx, nearest_visemes(frames[voiced_idx])):
-        labels[k] = label
-    return labels

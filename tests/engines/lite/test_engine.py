@@ -63,7 +63,7 @@ def test_frames_follow_the_seed_and_the_frame_rule(recorded, portrait_path, spee
     assert (result.width, result.height, result.fps) == (160, 160, 20.0)
     assert all(np.array_equal(a, b) for a, b in zip(recorded[0], recorded[1]))
     assert not all(np.array_equal(a, b) for a, b in zip(recorded[0], recorded[2]))
-    assert {"load", "face", "speech", "setup", "render", "encode"} <= set(result.timings)
+    assert {"load", "face", "speech", "track", "render", "encode", "total"} <= set(result.timings)
 
 
 def test_cli_writes_an_mp4_with_audio(short_speech, portrait_path, tmp_path, capsys):
@@ -133,6 +133,24 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_file(case, tmp_path, portrait_p
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert expected in err.lower()
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_request_defaults_and_unused_options(caplog):
+    engine = load_engine("lite")
+    filled = engine.validate(AnimateRequest())
+    assert (filled.fps, filled.seed) == (25, 0)
+    assert engine.validate(AnimateRequest(fps=30, seed=7)).fps == 30
+    with caplog.at_level("WARNING"):
+        engine.validate(AnimateRequest(text="hi", steps=10, cfg=2.0, width=64))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and all(f in lines[0] for f in ("--steps", "--cfg", "--width"))
+    assert "--text" not in lines[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        engine.validate(AnimateRequest(text="hi", fps=20, seed=3, max_size=128))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    with pytest.raises(InputError, match="fps"):
+        AnimateRequest(fps=61)
 
 
 def test_frame_weights_map_the_mouth_track():

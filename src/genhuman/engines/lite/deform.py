@@ -107,7 +107,8 @@ def face_frame(landmarks: np.ndarray) -> FaceFrame:
     return FaceFrame(origin.astype(np.float64), eu.astype(np.float64), ev.astype(np.float64))
 
 
-def region_box(center_xy: np.ndarray, half_w: float, half_h: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+def region_box(center_xy: np.ndarray, half_w: float, half_h: float,
+               shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     h, w = shape[:2]
     x0 = int(np.clip(np.floor(center_xy[0] - half_w), 0, w))
     x1 = int(np.clip(np.ceil(center_xy[0] + half_w), 0, w))

@@ -1,27 +1,40 @@
-"""The lite engine: face mesh + speech analysis + a warp per frame. No generative weights."""
+"""The lite engine: face mesh + speech analysis + a warp per frame. No generative weights.
+
+``validate`` -> ``prepare_avatar`` (portrait only: face mesh, lip sealing, deformation bases)
+-> ``stream`` (frames while the audio arrives: the streaming mouth tracker, streamed blinks
+and head motion, one render per frame) -> ``animate`` (the three in a row, writing the MP4;
+phones are decided on the whole audio first, then the audio is streamed in 1 s chunks).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import numpy as np
 
-from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
-from genhuman.engines.lite.motion import HeadMotion, blink_weights, head_motion
+from genhuman.engines.avatar import Avatar
+from genhuman.engines.base import (
+    AnimateRequest, AnimateResult, AudioChunks, AudioInput, EngineOptions, Frame, ImageInput,
+)
+from genhuman.engines.lite.motion import FrameMotion, HeadMotion, MotionStream
 from genhuman.engines.lite.render import FrameWeights, Renderer
 from genhuman.errors import InputError
 from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
+from genhuman.request import warn_unused
 
 if TYPE_CHECKING:
     from genhuman.speech import MouthTrack
+    from genhuman.speech.streaming import MouthFrame, PhonesInput
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
-MAX_FPS = 120
+NAME = "lite"
+DEFAULT_FPS = 25
+DEFAULT_SEED = 0
+CHUNK_S = 1.0  # animate streams the audio in pieces of this length
 # Small openings are lifted: a gap of a pixel or two reads as closed lips on screen.
 OPENING_GAMMA = 0.65
 ROUND_SHARE = 0.7  # roundness adds to the inward pull of a negative width; keep the sum natural
@@ -30,89 +43,194 @@ ROUND_SHARE = 0.7  # roundness adds to the inward pull of a negative width; keep
 CLOSED_PRESS = 0.6
 
 
-def frame_weights(track: "MouthTrack", blinks: np.ndarray, head: HeadMotion, k: int) -> FrameWeights:
-    """Frame ``k``'s weights from the mouth track and the planned motion."""
-    opening = float(np.clip(track.opening[k], 0.0, 1.0)) ** OPENING_GAMMA
-    press = float(np.clip(track.lip_press[k], 0.0, 1.0))
+def mouth_weights(opening: float, width: float, roundness: float, lip_press: float, teeth: float,
+                  motion: FrameMotion) -> FrameWeights:
+    """One frame's renderer weights from its mouth values and its motion."""
+    opening = float(np.clip(opening, 0.0, 1.0)) ** OPENING_GAMMA
+    press = float(np.clip(lip_press, 0.0, 1.0))
     return FrameWeights(
         open=opening,
-        widen=float(np.clip(track.width[k], -1.0, 1.0)),
-        round=ROUND_SHARE * float(np.clip(track.roundness[k], 0.0, 1.0)),
+        widen=float(np.clip(width, -1.0, 1.0)),
+        round=ROUND_SHARE * float(np.clip(roundness, 0.0, 1.0)),
         press=press + (1.0 - press) * CLOSED_PRESS * (1.0 - opening),
-        teeth=float(np.clip(track.teeth[k], 0.0, 1.0)),
-        blink=float(blinks[k]),
-        roll=float(head.roll[k]), shift_x=float(head.shift_x[k]), shift_y=float(head.shift_y[k]),
+        teeth=float(np.clip(teeth, 0.0, 1.0)),
+        blink=float(motion.blink), roll=float(motion.roll), shift_x=float(motion.shift_x),
+        shift_y=float(motion.shift_y),
     )
 
 
-class LiteEngine:
-    """``LiteEngine(EngineOptions()).animate(image, audio, "out.mp4", AnimateRequest())``."""
+def frame_weights(track: "MouthTrack", blinks: np.ndarray, head: HeadMotion, k: int) -> FrameWeights:
+    """Frame ``k``'s weights from a whole-clip mouth track and planned motion (benchmarks)."""
+    motion = FrameMotion(float(blinks[k]), float(head.roll[k]), float(head.shift_x[k]), float(head.shift_y[k]))
+    return mouth_weights(track.opening[k], track.width[k], track.roundness[k], track.lip_press[k],
+                         track.teeth[k], motion)
 
-    name = "lite"
+
+def _frame_weights(mouth: "MouthFrame", motion: FrameMotion) -> FrameWeights:
+    return mouth_weights(mouth.opening, mouth.width, mouth.roundness, mouth.lip_press, mouth.teeth, motion)
+
+
+class LiteEngine:
+    """``LiteEngine().animate(image, audio, "out.mp4", AnimateRequest())``; or
+    ``avatar = engine.prepare_avatar(image)`` once, then ``engine.stream(avatar, chunks, request)``."""
+
+    name = NAME
 
     def __init__(self, options: Optional[EngineOptions] = None) -> None:
         self.options = options or EngineOptions()
 
+    # -- the protocol -------------------------------------------------------------------
+
+    def validate(self, request: AnimateRequest) -> AnimateRequest:
+        """Defaults filled (fps 25, seed 0); one warning line for options lite does not use."""
+        if not isinstance(request, AnimateRequest):
+            raise InputError(f"request must be an AnimateRequest, got {type(request).__name__}")
+        warn_unused(request, NAME)
+        changes = {}
+        if request.fps is None:
+            changes["fps"] = DEFAULT_FPS
+        if request.seed is None:
+            changes["seed"] = DEFAULT_SEED
+        return request.replace(**changes) if changes else request
+
+    def prepare_avatar(self, image: ImageInput, face_index: int = 0, max_size: Optional[int] = None) -> Avatar:
+        """The portrait, its face mesh and the renderer's precomputed state (a few ms + the mesh)."""
+        from genhuman.face import face_landmarks
+        from genhuman.media import load_image, resize_max
+
+        picture = resize_max(load_image(image), max_size)
+        face = face_landmarks(picture, face_index)
+        landmarks = np.asarray(face.landmarks)
+        renderer = Renderer(picture, landmarks)
+        arrays = {f"renderer.{k}": v for k, v in renderer.state().items()}
+        arrays["landmarks"] = np.ascontiguousarray(landmarks)
+        height, width = picture.shape[:2]
+        meta = {"width": int(width), "height": int(height), "face_index": int(face_index),
+                "max_size": None if max_size is None else int(max_size)}
+        return Avatar(engine=NAME, weights_id="", arrays=arrays, meta=meta, cache={"renderer": renderer})
+
+    def stream(self, avatar: Avatar, audio_chunks: AudioChunks, request: AnimateRequest,
+               progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
+               *, phones: "PhonesInput" = None) -> Iterator[Frame]:
+        """Frames while the audio (16 kHz mono float32 chunks of any length) arrives.
+
+        Frame ``k`` comes as soon as the audio up to ``(k + 1 + lookahead) / fps`` is in
+        (``genhuman.speech.streaming.lookahead_frames``: 4 frames at 25 fps), the rest after the last
+        chunk. ``phones``: timings known in advance (a PhonePlan from ``plan_phones``, or a
+        list of Phone / (phone, start_s, end_s), e.g. from a TTS); None: acoustic mouth
+        shapes. The frames do not depend on how the audio is chunked. There is no total to
+        report ``progress`` against while streaming; ``should_cancel`` is checked per frame.
+        """
+        request = self.validate(request)
+        if not isinstance(avatar, Avatar):
+            raise InputError(f"stream needs an Avatar from prepare_avatar, got {type(avatar).__name__}")
+        avatar.check(NAME, "")
+        renderer = self._renderer(avatar)
+        return self._frames(renderer, audio_chunks, request, progress, should_cancel, phones, None)
+
     def animate(
         self,
-        image: ImageInput,
+        image: Union[ImageInput, Avatar],
         audio: AudioInput,
         output: Union[str, Path],
         request: AnimateRequest,
         progress: Optional[ProgressFn] = None,
         should_cancel: Optional[CancelFn] = None,
     ) -> AnimateResult:
-        # Imported here: the engine registry imports this module to list engines.
-        from genhuman.face import face_landmarks
-        from genhuman.media import VideoWriter, load_audio, load_image, resize_max
-        from genhuman.speech import mouth_track
+        """validate + prepare_avatar (unless given one) + phones on the whole audio + stream + MP4."""
+        from genhuman.engines.output import audio_chunks, check_output, write_video
+        from genhuman.media import SAMPLE_RATE, load_audio
+        from genhuman.speech import frame_count
+        from genhuman.speech.track import plan_phones
 
-        output = Path(output)
-        if output.suffix.lower() != ".mp4":
-            raise InputError(f"output must be an .mp4 file, got {str(output)!r}")
-        fps = request.fps
-        if not isinstance(fps, (int, float)) or not 1 <= fps <= MAX_FPS:
-            raise InputError(f"fps must be between 1 and {MAX_FPS}, got {fps!r}")
+        output = check_output(output)
+        request = self.validate(request)
         timings: dict[str, float] = {}
+        started = clock = time.perf_counter()
 
-        def lap(stage: str, started: float) -> float:
+        def lap(stage: str) -> None:
+            nonlocal clock
             now = time.perf_counter()
-            timings[stage] = now - started
-            return now
+            timings[stage] = timings.get(stage, 0.0) + now - clock
+            clock = now
 
-        started = time.perf_counter()
         report(progress, 0.0, "reading inputs")
-        picture = resize_max(load_image(image), request.max_size)
+        if isinstance(image, Avatar):
+            avatar = image
+            avatar.check(NAME, "")
+            if request.max_size is not None or request.face_index:
+                log.info("lite: the avatar was prepared already; max size / face index of the request ignored")
+        else:
+            avatar = None
         wave = load_audio(audio, SAMPLE_RATE)
-        started = lap("load", started)
-        report(progress, 0.02, "finding the face")
-        face = face_landmarks(picture, request.face_index)
-        started = lap("face", started)
+        lap("load")
+        if avatar is None:
+            report(progress, 0.02, "finding the face")
+            avatar = self.prepare_avatar(image, request.face_index, request.max_size)
+        renderer = self._renderer(avatar)
+        lap("face")
         check_cancel(should_cancel)
-        track = mouth_track(wave, fps, text=request.text, progress=Stage(progress, 0.05, 0.3),
-                            should_cancel=should_cancel)
-        started = lap("speech", started)
-        renderer = Renderer(picture, face.landmarks)
-        frames = track.n_frames
-        rng = np.random.default_rng(0 if request.seed is None else request.seed)
-        blinks = blink_weights(frames, fps, rng)
-        head = head_motion(track.loudness, fps, rng)
-        started = lap("setup", started)
+        plan = plan_phones(wave, request.text, progress=Stage(progress, 0.05, 0.3), should_cancel=should_cancel)
+        lap("speech")
+        fps = request.fps
+        frames = self._frames(renderer, audio_chunks(wave, CHUNK_S), request, None, should_cancel, plan, timings)
+        result = write_video(frames, output, fps, wave, expected_frames=frame_count(len(wave), fps),
+                             progress=Stage(progress, 0.3, 1.0), should_cancel=should_cancel,
+                             timings=timings, started=started)
+        spent = sum(v for k, v in result.timings.items() if k != "total")
+        result.timings["encode"] = max(result.timings["total"] - spent, 0.0)
+        log.info("lite: %d frames %dx%d, timings %s", result.frames, result.width, result.height,
+                 {k: round(v, 3) for k, v in result.timings.items()})
+        return result
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _renderer(avatar: Avatar) -> Renderer:
+        renderer = avatar.cache.get("renderer")
+        if renderer is None:
+            prefix = "renderer."
+            state = {k[len(prefix):]: v for k, v in avatar.arrays.items() if k.startswith(prefix)}
+            try:
+                renderer = Renderer.from_state(state)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise InputError(f"this lite avatar is incomplete ({exc}); prepare it again") from None
+            avatar.cache["renderer"] = renderer
+        return renderer
+
+    def _frames(self, renderer: Renderer, chunks: AudioChunks, request: AnimateRequest,
+                progress: Optional[ProgressFn], should_cancel: Optional[CancelFn], phones: "PhonesInput",
+                timings: Optional[dict[str, float]]) -> Iterator[Frame]:
+        from genhuman.speech.streaming import MouthTracker
+
+        fps = request.fps
+        tracker = MouthTracker(fps, phones)
+        motion = MotionStream(fps, request.seed)
         render_s = 0.0
-        height, width = picture.shape[:2]
-        with VideoWriter(output, fps, width, height, audio=wave, sample_rate=SAMPLE_RATE) as writer:
-            for k in range(frames):
+
+        track_s = 0.0
+
+        def frames_of(mouths: list["MouthFrame"]) -> Iterator[Frame]:
+            nonlocal render_s
+            for mouth in mouths:
                 check_cancel(should_cancel)
                 t0 = time.perf_counter()
-                frame = renderer.render(frame_weights(track, blinks, head, k))
+                image = renderer.render(_frame_weights(mouth, motion.next(mouth.loudness)))
                 render_s += time.perf_counter() - t0
-                writer.write(frame)
-                if k % 10 == 0:
-                    report(progress, 0.3 + 0.7 * k / frames, f"frame {k + 1}/{frames}")
-        timings["render"] = render_s
-        timings["encode"] = time.perf_counter() - started - render_s
-        report(progress, 1.0, "done")
-        log.info("lite: %d frames %dx%d, timings %s", frames, width, height,
-                 {k: round(v, 3) for k, v in timings.items()})
-        return AnimateResult(output=output, frames=frames, fps=float(fps), width=width, height=height,
-                             seconds=frames / fps, timings=timings)
+                if timings is not None:
+                    timings["render"] = render_s
+                yield Frame(mouth.index, image, float(fps))
+
+        def track(step, *args) -> list["MouthFrame"]:
+            nonlocal track_s
+            t0 = time.perf_counter()
+            mouths = step(*args)
+            track_s += time.perf_counter() - t0
+            if timings is not None:
+                timings["track"] = track_s
+            return mouths
+
+        for chunk in chunks:
+            check_cancel(should_cancel)
+            yield from frames_of(track(tracker.push, chunk))
+        yield from frames_of(track(tracker.finish))

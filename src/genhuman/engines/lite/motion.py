@@ -1,11 +1,13 @@
 """Motion that is not lip sync: blinks and a subtle head motion driven by prosody.
 
-Both are planned for the whole clip up front (a few floats per frame, so an hour of
-audio is still small) from a seeded generator: same seed, same motion.
+:class:`MotionStream` (what the engine uses) makes them frame after frame while the audio
+arrives, from seeded generators: same seed, same motion. ``blink_weights`` / ``head_motion``
+plan a whole clip at once (the older planner, kept for benchmarks and tests).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,3 +68,97 @@ def head_motion(loudness: np.ndarray, fps: float, rng: np.random.Generator) -> H
     shift_x = HEAD_SHIFT * _wander(frames, fps, 1.5, rng)
     shift_y = HEAD_SHIFT * 0.6 * _wander(frames, fps, 1.5, rng) + NOD * emphasis
     return HeadMotion(roll.astype(np.float32), shift_x.astype(np.float32), shift_y.astype(np.float32))
+
+
+# --- streaming: the same kinds of motion, frame after frame ---------------------------------
+
+NOISE_BLOCK = 256  # normal draws are taken in blocks of this size (the same numbers however frames are asked for)
+WANDER_LIMIT = 2.5  # typical sizes; larger swings are softly limited
+
+
+@dataclass
+class FrameMotion:
+    blink: float
+    roll: float
+    shift_x: float
+    shift_y: float
+
+
+class _Wander:
+    """A smooth random walk with unit standard deviation, one value per frame: white noise
+    through a Gaussian of ``seconds``, the noise drawn ahead (it does not depend on the audio)."""
+
+    def __init__(self, fps: float, seconds: float, rng: np.random.Generator):
+        sigma = seconds * fps
+        radius = max(1, int(3 * sigma))
+        kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        self.kernel = kernel / np.sqrt(np.square(kernel).sum())  # unit variance for unit noise
+        self.rng = rng
+        self.noise = np.zeros(0)  # noise[i] is the first tap's sample for frame noise_start + i
+        self.noise_start = 0
+        self.values = np.zeros(0)  # walk values for frames [first, first + len)
+        self.first = 0
+
+    def __call__(self, k: int) -> float:
+        """The walk at frame ``k`` (frames are asked for in increasing order)."""
+        taps = len(self.kernel)
+        while k >= self.first + len(self.values):
+            start = self.first + len(self.values)  # the next NOISE_BLOCK frames
+            while self.noise_start + len(self.noise) < start + NOISE_BLOCK + taps - 1:
+                self.noise = np.concatenate([self.noise, self.rng.standard_normal(NOISE_BLOCK)])
+            self.noise = self.noise[start - self.noise_start:]
+            self.noise_start = start
+            block = np.convolve(self.noise[:NOISE_BLOCK + taps - 1], self.kernel, mode="valid")
+            self.values, self.first = WANDER_LIMIT * np.tanh(block / WANDER_LIMIT), start
+        return float(self.values[k - self.first])
+
+
+class MotionStream:
+    """Blinks and head motion for frame 0, 1, 2, ... as the mouth track's loudness arrives.
+
+    Same seed, same motion. Nothing looks ahead in the audio: the nod and roll on loud
+    syllables follow a causal smoothing of the loudness (time constant 0.12 s) compared with
+    a slower running average (0.8 s), "louder than recently".
+    """
+
+    def __init__(self, fps: float, seed: int):
+        self.fps = float(fps)
+        blink_rng, roll_rng, x_rng, y_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+        self._blink_rng = blink_rng
+        self._blinks: list[tuple[float, float]] = []  # (start s, duration s)
+        self._next_blink = float(blink_rng.uniform(0.5, BLINK_INTERVAL[0]))  # the first blink comes early
+        self._roll, self._x, self._y = (_Wander(fps, s, rng) for s, rng in
+                                        ((1.2, roll_rng), (1.5, x_rng), (1.5, y_rng)))
+        self._fast = 1.0 - math.exp(-1.0 / (0.12 * fps))
+        self._slow = 1.0 - math.exp(-1.0 / (0.8 * fps))
+        self._energy = self._recent = None
+        self._k = 0
+
+    def _blink(self, t: float) -> float:
+        while self._next_blink <= t:
+            duration = float(self._blink_rng.uniform(*BLINK_DURATION))
+            self._blinks.append((self._next_blink, duration))
+            self._next_blink += duration + float(self._blink_rng.uniform(*BLINK_INTERVAL))
+        weight = 0.0
+        for start, duration in self._blinks:
+            phase = (t - start) / duration
+            if 0.0 <= phase <= 1.0:
+                shape = min(phase / 0.4, 1.0) if phase < 0.4 else max(min((1.0 - phase) / 0.6, 1.0), 0.0)
+                weight = max(weight, math.sin(shape * math.pi / 2.0) ** 2)
+        self._blinks = [b for b in self._blinks if b[0] + b[1] >= t]
+        return weight
+
+    def next(self, loudness: float) -> FrameMotion:
+        """Motion of the next frame, given that frame's loudness (about 1 for loud speech)."""
+        k = self._k
+        self._k += 1
+        if self._energy is None:
+            self._energy = self._recent = float(loudness)
+        self._energy += self._fast * (float(loudness) - self._energy)
+        self._recent += self._slow * (self._energy - self._recent)
+        emphasis = max(self._energy - self._recent, 0.0)
+        roll = HEAD_ROTATION * (0.7 * self._roll(k) + 0.6 * emphasis)
+        shift_x = HEAD_SHIFT * self._x(k)
+        shift_y = HEAD_SHIFT * 0.6 * self._y(k) + NOD * emphasis
+        return FrameMotion(float(np.float32(self._blink(k / self.fps))), float(np.float32(roll)),
+                           float(np.float32(shift_x)), float(np.float32(shift_y)))

@@ -15,7 +15,7 @@ from genhuman.engines.lite.deform import (
     CHIN, FACE_OVAL, Basis, blink_basis, face_frame, jaw_open_basis, mouth_geometry, press_basis,
     region_box, round_basis, seal_lips, smoothstep, widen_basis,
 )
-from genhuman.engines.lite.mouth_interior import mouth_colors, paint_mouth_interior
+from genhuman.engines.lite.mouth_interior import MouthColors, mouth_colors, paint_mouth_interior
 
 LIP_SAMPLES = 33  # points along each inner-lip contour for the mouth interior
 # Contours are tracked this far off the lip line (a share of the lip's thickness, at least
@@ -56,12 +56,24 @@ class Renderer:
         }
         self.blink_bases = blink_basis(frame, lm, shape)
         self.colors = mouth_colors(self.base, lm)
-
-        # Head region: an ellipse over face and hair that moves rigidly, feathered out to
-        # nothing inside the region box (r = 1.5 < 1.6).
         fh = geo.face_height
         self.head_center = lm[FACE_OVAL].mean(0)
         self.head_axes = np.array([0.75 * fh, 0.95 * fh])
+        self.pivot = (lm[CHIN] + frame.ev * 0.3 * fh).astype(np.float32)  # the neck turns the head
+        # Inner-lip contour just above and below the closed line, in portrait coordinates.
+        u = np.linspace(-geo.half_width, geo.half_width, LIP_SAMPLES)
+        v = geo.line(u)
+        self.probe = max(LIP_PROBE * min(geo.upper_lip, geo.lower_lip), 1.5)
+        self.lip_upper = frame.origin + np.outer(u, frame.eu) + np.outer(v - self.probe, frame.ev)
+        self.lip_lower = frame.origin + np.outer(u, frame.eu) + np.outer(v + self.probe, frame.ev)
+        self.lip_normal = frame.ev.astype(np.float32)
+        self._derive()
+
+    def _derive(self) -> None:
+        """Everything that follows from the portrait-specific values (also after from_state)."""
+        shape = self.base.shape
+        # Head region: an ellipse over face and hair that moves rigidly, feathered out to
+        # nothing inside the region box (r = 1.5 < 1.6).
         y0, y1, x0, x1 = region_box(self.head_center, 1.6 * self.head_axes[0], 1.6 * self.head_axes[1], shape)
         bases = [*self.mouth_bases.values(), *self.blink_bases]
         for b in bases:
@@ -69,7 +81,6 @@ class Renderer:
         self.roi = (y0, y1, x0, x1)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.grid = np.dstack([xs, ys])
-        self.pivot = (lm[CHIN] + frame.ev * 0.3 * fh).astype(np.float32)  # the neck turns the head
         # The head motion is smooth: computed on a coarse grid placed so that cv2.resize's
         # bilinear upsampling reproduces it exactly where it is affine.
         h, w = y1 - y0, x1 - x0
@@ -79,21 +90,50 @@ class Renderer:
         self.coarse = np.dstack(np.meshgrid(cxs, cys)).astype(np.float32)
         self.coarse_mask = self._head_mask(self.coarse[..., 0], self.coarse[..., 1], shape)[..., None]
         # The face deformation lives in a smaller box; the margin covers the head motion.
-        margin = int(np.ceil(0.15 * fh))
+        margin = int(np.ceil(0.15 * self.face_height))
         self.face_box = (max(min(b.y0 for b in bases) - margin, y0), min(max(b.y1 for b in bases) + margin, y1),
                          max(min(b.x0 for b in bases) - margin, x0), min(max(b.x1 for b in bases) + margin, x1))
         fy0, fy1, fx0, fx1 = self.face_box
         self.field = np.zeros((fy1 - fy0, fx1 - fx0, 2), np.float32)
-
-        # Inner-lip contour just above and below the closed line, in portrait coordinates.
-        u = np.linspace(-geo.half_width, geo.half_width, LIP_SAMPLES)
-        v = geo.line(u)
-        self.probe = max(LIP_PROBE * min(geo.upper_lip, geo.lower_lip), 1.5)
-        self.lip_upper = frame.origin + np.outer(u, frame.eu) + np.outer(v - self.probe, frame.ev)
-        self.lip_lower = frame.origin + np.outer(u, frame.eu) + np.outer(v + self.probe, frame.ev)
-        self.lip_normal = frame.ev.astype(np.float32)
         ends = np.minimum(np.arange(LIP_SAMPLES), np.arange(LIP_SAMPLES)[::-1]) / (0.12 * (LIP_SAMPLES - 1))
         self.corner_taper = np.sqrt(np.clip(ends, 0.0, 1.0))[:, None]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The portrait-specific arrays; :meth:`from_state` rebuilds an identical renderer."""
+        out = {"base": self.base, "head_center": np.asarray(self.head_center, np.float64),
+               "head_axes": np.asarray(self.head_axes, np.float64), "pivot": self.pivot,
+               "scalars": np.array([self.face_height, self.probe, self.colors.face_height], np.float64),
+               "lip_upper": self.lip_upper, "lip_lower": self.lip_lower, "lip_normal": self.lip_normal,
+               "color_lip": self.colors.lip, "color_skin": self.colors.skin}
+        for name, basis in [*self.mouth_bases.items(), *((f"blink{i}", b) for i, b in enumerate(self.blink_bases))]:
+            out[f"basis_{name}"] = basis.data
+            out[f"basis_{name}_at"] = np.array([basis.y0, basis.x0], np.int64)
+        return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray]) -> "Renderer":
+        self = cls.__new__(cls)
+
+        def basis(name: str) -> Basis:
+            y0, x0 = (int(v) for v in arrays[f"basis_{name}_at"])
+            return Basis(y0, x0, np.asarray(arrays[f"basis_{name}"]))
+
+        self.base = np.asarray(arrays["base"])
+        face_height, probe, color_height = (float(v) for v in arrays["scalars"])
+        self.face_height, self.probe = face_height, probe
+        self.mouth_bases = {name: basis(name) for name in ("open", "widen", "round", "press")}
+        blinks = sorted((k for k in arrays if k.startswith("basis_blink") and not k.endswith("_at")),
+                        key=lambda k: int(k[len("basis_blink"):]))
+        self.blink_bases = [basis(k[len("basis_"):]) for k in blinks]
+        self.colors = MouthColors(lip=np.asarray(arrays["color_lip"]), skin=np.asarray(arrays["color_skin"]),
+                                  face_height=color_height)
+        self.head_center = np.asarray(arrays["head_center"])
+        self.head_axes = np.asarray(arrays["head_axes"])
+        self.pivot = np.asarray(arrays["pivot"])
+        self.lip_upper, self.lip_lower = np.asarray(arrays["lip_upper"]), np.asarray(arrays["lip_lower"])
+        self.lip_normal = np.asarray(arrays["lip_normal"])
+        self._derive()
+        return self
 
     def _head_mask(self, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """1 on the head, 0 outside the region. Where the head reaches the picture's edge it
