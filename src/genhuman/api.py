@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from genhuman.engines import load_engine
-from genhuman.engines.base import AnimateRequest, AnimateResult, AudioInput, EngineOptions, ImageInput
+from genhuman.engines.base import AnimateResult, AudioInput, ImageInput
+from genhuman.request import AnimateRequest, EngineOptions
 from genhuman.progress import CancelFn, ProgressFn
 
 log = logging.getLogger(__name__)

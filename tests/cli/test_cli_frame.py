@@ -13,9 +13,11 @@ from genhuman.cli import main
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--fps", "0"], "--fps: must be between 1 and 120, got 0"),
-        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--cfg", "nan"], "--cfg: must be between 0.0 and 50.0"),
-        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--max-size", "abc"], "expected an integer, got 'abc'"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--fps", "0"], "--fps: fps must be between 1 and 60, got 0"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--steps", "-3"], "--steps: steps must be between 1 and 200, got -3"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--steps", "0"], "--steps: steps must be between 1 and 200, got 0"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--cfg", "nan"], "--cfg: cfg must be a finite number, got nan"),
+        (["animate", "a.png", "b.wav", "-o", "x.mp4", "--max-size", "abc"], "max size must be an integer, got 'abc'"),
         (["animate", "a.png", "b.wav", "-o", "x.mp4", "--engine", "nope"], "invalid choice: 'nope'"),
         (["animate", "a.png", "b.wav"], "required: -o/--output"),
     ],

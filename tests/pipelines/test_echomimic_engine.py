@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from genhuman.checkpoints import get_variant, save_tiny_official_checkpoint
+from genhuman.checkpoints import save_tiny_official_checkpoint
 from genhuman.cli import main
 from genhuman.engines import get_engine_class
-from genhuman.engines.base import AnimateRequest, EngineOptions
-from genhuman.engines.echomimic import EchoMimicEngine, settings_for
+from genhuman.request import AnimateRequest, EngineOptions
+from genhuman.engines.echomimic import EchoMimicEngine
 from genhuman.errors import MissingWeightsError
 from genhuman.media import load_audio, read_video_info, save_wav
 
@@ -74,27 +74,14 @@ def test_pose_request_without_pose_weights(tmp_path, portrait_path, short_speech
         engine.animate(portrait_path, short_speech, tmp_path / "x.mp4", AnimateRequest(pose=tmp_path))
 
 
-def test_official_defaults_per_variant():
-    audio, acc, pose = (get_variant(n) for n in ("audio", "acc", "pose"))
-    s = settings_for(AnimateRequest(), audio, 512)
-    assert (s.steps, s.guidance_scale, s.fps, s.context.shift, s.clamp_noise) == (30, 2.5, 24, 2, 1.5)
-    s = settings_for(AnimateRequest(), acc, 512)
-    assert (s.steps, s.guidance_scale) == (6, 1.0)
-    s = settings_for(AnimateRequest(fps=30, steps=10, cfg=3.0, extra={"window_batch": 4}), pose, 256)
-    assert (s.steps, s.guidance_scale, s.fps, s.context.shift, s.clamp_noise, s.window_batch) == (
-        10, 3.0, 30, 3, None, 4)
-    s = settings_for(AnimateRequest(), get_variant("pose_acc"), 512)  # official pose_acc: no clamp either
-    assert (s.steps, s.guidance_scale, s.context.shift, s.clamp_noise) == (6, 1.0, 3, None)
-    # an unset seed is the official scripts' --seed default; an explicit one is kept, 0 included
-    assert settings_for(AnimateRequest(), audio, 512).seed == 420
-    assert settings_for(AnimateRequest(seed=0), audio, 512).seed == 0
-
-
-def test_bad_request_values_are_input_errors():
-    from genhuman.errors import InputError
-
-    audio = get_variant("audio")
-    with pytest.raises(InputError, match="steps must be between"):
-        settings_for(AnimateRequest(steps=-3), audio, 512)
-    with pytest.raises(InputError, match="unknown echomimic options: colour"):
-        settings_for(AnimateRequest(extra={"colour": 1}), audio, 512)
+def test_sizes_follow_the_loaded_model(weights, portrait_path, short_speech, tmp_path, capsys):
+    # the tiny official-layout checkpoint: x8 VAE and 2 UNet levels -> multiples of 16
+    out = tmp_path / "s.mp4"
+    code = main(["animate", str(portrait_path), str(short_speech), "--engine", "echomimic", "--weights",
+                 str(weights), "-o", str(out), "--steps", "1", "--width", "96", "--no-progress"])
+    assert code == 0 and read_video_info(out).width == 96
+    code = main(["animate", str(portrait_path), str(short_speech), "--engine", "echomimic", "--weights",
+                 str(weights), "-o", str(tmp_path / "t.mp4"), "--steps", "1", "--width", "100", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().endswith("width and height must be multiples of 16 for these weights, got 100x100")
+    assert not (tmp_path / "t.mp4").exists()

@@ -1,17 +1,41 @@
+"""The tensor-level core (V1 controls): conditioning in, latents or frames out; and the
+engine's behaviour on tiny in-process networks."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
+from genhuman.checkpoints.layout import get_variant
+from genhuman.engines.avatar import Avatar
+from genhuman.engines.echomimic import EchoMimicEngine
 from genhuman.errors import Cancelled, InputError
-from genhuman.media import iter_video_frames, load_audio, load_image, read_video_info
-from genhuman.pipelines import EchoMimicPipeline, EchoMimicSettings
-from tiny_echomimic import tiny_components
+from genhuman.media import load_audio, load_image, read_video_info
+from genhuman.pipelines import EchoMimicPipeline
+from genhuman.request import AnimateRequest
+from genhuman.sampling import WindowSchedule
+from tiny_echomimic import AUDIO_DIM, tiny_components
 
-SIZE = 128  # 16x16 latents; the end-to-end test runs at 256 (32x32 latents)
+SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def pipeline():
-    return EchoMimicPipeline(**tiny_components())
+def components():
+    return tiny_components()
+
+
+@pytest.fixture(scope="module")
+def pipeline(components):
+    return EchoMimicPipeline(components["vae"], components["reference_unet"], components["denoising_unet"],
+                             components["condition_encoder"])
+
+
+@pytest.fixture(scope="module")
+def engine(components):
+    return EchoMimicEngine.from_components(SimpleNamespace(**components), get_variant("audio"))
 
 
 @pytest.fixture(scope="module")
@@ -19,120 +43,236 @@ def inputs(portrait_path, speech_path):
     return load_image(portrait_path), load_audio(speech_path)[:12000]  # 0.75 s -> 18 frames
 
 
-def _settings(**kw):
-    base = dict(size=SIZE, steps=2, guidance_scale=2.5, window_batch=2, decode_batch=5)
-    base.update(kw)
-    return EchoMimicSettings(**base)
+def _conditioning(pipeline, frames=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = (torch.rand(SIZE, SIZE, 3, generator=g) * 255).to(torch.uint8).numpy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[16:48, 20:44] = 1.0
+    tokens = torch.randn(frames, 50, AUDIO_DIM, generator=g)
+    return pipeline.encode_reference(image), tokens, pipeline.mask_control(mask)
 
 
-def _frames(path):
-    return np.stack(list(iter_video_frames(path)))
+class UnetCalls:
+    """Records every denoiser forward through torch's public forward-hook API."""
+
+    def __init__(self, module):
+        self.calls: list[dict] = []
+        self.handle = module.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs, output):
+        self.calls.append({"t": int(args[1]), "batch": args[0].shape[0], "audio": kwargs["audio_tokens"],
+                           "cond": kwargs["cond"], "use_reference": kwargs["use_reference"].tolist()})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
 
 
-@pytest.mark.slow  # 32x32 latents: ~10 s alone, more on a busy 2-core machine
-def test_end_to_end_writes_mp4_with_audio(pipeline, inputs, tmp_path):
+def test_cfg_rows_and_timesteps_follow_the_official_pipeline(pipeline):
+    # official: DDIM trailing timesteps (2 steps of 1000: 999, 499); with CFG each window is
+    # one call with the uncond row first: zero audio, zero face features, no reference.
+    reference, tokens, control = _conditioning(pipeline)
+    with UnetCalls(pipeline.denoising_unet) as rec:
+        pipeline(reference, tokens, control, steps=2, guidance_scale=2.5, window_batch=1, output_type="latent")
+    assert [c["t"] for c in rec.calls] == [999, 499]
+    for call in rec.calls:
+        assert call["use_reference"] == [False, True] and call["batch"] == 2
+        assert not call["audio"][0].any() and call["audio"][1].abs().sum() > 0
+        assert not call["cond"][0].any() and call["cond"][1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("cfg", [1.0, 0.0])
+def test_no_guidance_runs_no_unconditional_rows(pipeline, cfg):
+    reference, tokens, control = _conditioning(pipeline, frames=18)
+    with UnetCalls(pipeline.denoising_unet) as rec:
+        pipeline(reference, tokens, control, steps=3, guidance_scale=cfg, window_batch=2, output_type="latent")
+    windows = len(WindowSchedule(12, 3, 2).windows(18))
+    assert len(rec.calls) == 3 * -(-windows // 2)
+    assert all(all(c["use_reference"]) for c in rec.calls)
+    assert sum(c["batch"] for c in rec.calls) == 3 * windows  # one row per window, none unconditional
+
+
+def test_step_callback_and_scheduler_injection(pipeline):
+    from genhuman.sampling import echomimic_scheduler
+
+    reference, tokens, control = _conditioning(pipeline)
+    seen = []
+    out = pipeline(reference, tokens, control, steps=3, guidance_scale=2.5, output_type="np",
+                   callback_on_step_end=lambda i, t, lat, mo: seen.append((i, int(t), lat.shape, mo.shape)))
+    assert [(i, t) for i, t, *_ in seen] == [(0, 999), (1, 666), (2, 332)]
+    assert all(s[2] == s[3] == (1, 4, 6, SIZE // 8, SIZE // 8) for s in seen)
+    assert out.frames.shape == (6, SIZE, SIZE, 3) and out.frames.dtype == np.uint8
+    other = EchoMimicPipeline(pipeline.vae, pipeline.reference_unet, pipeline.denoising_unet,
+                              pipeline.condition_encoder, scheduler=echomimic_scheduler(timestep_spacing="leading"))
+    seen.clear()
+    other(reference, tokens, control, steps=3, output_type="latent",
+          callback_on_step_end=lambda i, t, lat, mo: seen.append(int(t)))
+    assert seen == [667, 334, 1]  # the injected scheduler decides the timesteps
+
+
+def test_seeded_and_deterministic(pipeline):
+    reference, tokens, control = _conditioning(pipeline)
+    a, b, c = (pipeline(reference, tokens, control, steps=1, seed=s, output_type="latent").latents for s in (3, 3, 4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_stream_yields_the_first_frame_before_the_second_window(pipeline):
+    reference, tokens, control = _conditioning(pipeline, frames=30)
+    with UnetCalls(pipeline.denoising_unet) as rec:
+        frames = pipeline.stream(reference, iter(tokens.split(1)), control, steps=2, guidance_scale=1.0,
+                                 window=12, overlap=3)
+        first = next(frames)
+        calls_at_first_frame = len(rec.calls)
+        rest = list(frames)
+    assert first.shape == (SIZE, SIZE, 3) and calls_at_first_frame == 2  # window 1's two steps only
+    assert 1 + len(rest) == 30
+    assert len(rec.calls) == 2 * 3  # windows of 12 new frames, then 9 and 9: 30 frames
+
+
+def test_stream_does_not_depend_on_how_tokens_are_chunked(pipeline):
+    reference, tokens, control = _conditioning(pipeline, frames=20)
+    one = np.stack(list(pipeline.stream(reference, [tokens], control, steps=2, guidance_scale=2.5)))
+    pieces = np.stack(list(pipeline.stream(reference, tokens.split(7), control, steps=2, guidance_scale=2.5)))
+    assert np.array_equal(one, pieces) and one.shape[0] == 20
+
+
+def test_stream_anchors_the_overlap_to_the_previous_window(pipeline):
+    # with 2 windows, window 2 re-uses window 1's last 3 frames' trajectory: their final latents
+    # are window 1's, so the frames shown are continuous with what window 2 was conditioned on
+    reference, tokens, control = _conditioning(pipeline, frames=12)
+    whole = np.stack(list(pipeline.stream(reference, [tokens], control, steps=2, guidance_scale=1.0)))
+    first = np.stack(list(pipeline.stream(reference, [tokens[:12]], control, steps=2, guidance_scale=1.0)))
+    assert np.array_equal(whole, first)  # the first window's frames never change afterwards
+
+
+def test_engine_size_multiples_come_from_the_model(engine):
+    assert engine.load(AnimateRequest()).pipeline.size_multiple == 16  # tiny: x8 VAE, 2 UNet levels
+    assert engine.validate(AnimateRequest(width=96)).width == 96
+    with pytest.raises(InputError, match="multiples of 16 for these weights, got 100x100"):
+        engine.validate(AnimateRequest(width=100))
+    with pytest.raises(InputError, match="square"):
+        engine.validate(AnimateRequest(width=64, height=128))
+
+
+def test_engine_defaults_are_the_official_ones(engine):
+    r = engine.validate(AnimateRequest())
+    assert (r.fps, r.seed, r.steps, r.cfg, r.width, r.height) == (24, 420, 30, 2.5, 512, 512)
+    acc = EchoMimicEngine(loaded=engine.load(AnimateRequest()))
+    acc._fixed = type(acc._fixed)(get_variant("acc"), *list(vars(acc._fixed).values())[1:])
+    r = acc.validate(AnimateRequest(seed=0))
+    assert (r.steps, r.cfg, r.seed) == (6, 1.0, 0)
+    assert engine.window_schedule(get_variant("pose")).shift == 3 and engine.clamp_noise(get_variant("pose")) is None
+    with pytest.raises(InputError, match="unknown echomimic options: colour"):
+        engine.validate(AnimateRequest(extra={"colour": 1}))
+
+
+def test_unused_options_warn(engine, caplog):
+    with caplog.at_level("WARNING"):
+        engine.validate(AnimateRequest(text="hello there"))
+    assert "the echomimic engine does not use --text; ignored" in caplog.text
+
+
+def test_avatar_round_trip_and_refusals(engine, inputs, tmp_path):
+    image, wave = inputs
+    request = AnimateRequest(width=SIZE, steps=1)
+    avatar = engine.prepare_avatar(image, request=request)
+    first = [f.image for f in engine.stream(avatar, [wave[:4000]], request)]
+    loaded = Avatar.load(avatar.save(tmp_path / "av"))
+    again = [f.image for f in engine.stream(loaded, [wave[:4000]], request)]
+    assert len(first) == 6 and all(np.array_equal(a, b) for a, b in zip(first, again))
+    with pytest.raises(InputError, match="prepared for 64x64, not 128x128"):
+        list(engine.stream(loaded, [wave[:4000]], request.replace(width=128)))
+    other = Avatar("lite", "", loaded.arrays, loaded.meta)
+    with pytest.raises(InputError, match="prepared by the lite engine"):
+        list(engine.stream(other, [wave[:4000]], request))
+    foreign = Avatar("echomimic", "0123456789abcdef", loaded.arrays, loaded.meta)
+    with pytest.raises(InputError, match="other echomimic weights"):
+        list(engine.stream(foreign, [wave[:4000]], request))
+
+
+def test_streaming_schedule_through_the_engine(engine, inputs):
+    image, wave = inputs
+    request = AnimateRequest(width=SIZE, steps=1, schedule="streaming")
+    avatar = engine.prepare_avatar(image, request=request)
+    chunks = [wave[i:i + 640] for i in range(0, len(wave), 640)]  # 40 ms
+    frames = list(engine.stream(avatar, chunks, request))
+    assert [f.index for f in frames] == list(range(18)) and frames[0].image.shape == (SIZE, SIZE, 3)
+
+
+def test_animate_writes_mp4_with_audio(engine, inputs, tmp_path):
     image, wave = inputs
     seen = []
     out = tmp_path / "a.mp4"
-    result = pipeline(image, wave, out, _settings(size=256), progress=lambda f, m: seen.append(f))
+    result = engine.animate(image, wave, out, AnimateRequest(width=128, steps=1),
+                            progress=lambda f, m: seen.append(f))
     info = read_video_info(out)
-    assert result.frames == 18 and (result.width, result.height) == (256, 256)
-    assert (info.width, info.height) == (256, 256) and info.frames == 18
+    assert result.frames == 18 and (result.width, result.height) == (128, 128)
+    assert (info.width, info.height, info.frames) == (128, 128, 18)
     assert info.has_audio and info.duration == pytest.approx(0.75, abs=0.05)
     assert seen[-1] == 1.0 and seen == sorted(seen)
-    assert set(result.timings) == {"face", "audio_features", "reference", "denoise", "decode"}
+    assert {"load", "avatar", "total"} <= set(result.timings)
 
 
-def test_seeded_and_deterministic(pipeline, inputs, tmp_path):
-    image, wave = inputs
-    wave = wave[:4000]  # 6 frames: one window
-    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        pipeline(image, wave, tmp_path / f"{name}.mp4", _settings(seed=seed, steps=1))
-    a, b, c = (_frames(tmp_path / f"{n}.mp4") for n in "abc")
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def test_generates_the_official_frame_count_and_writes_the_speech_frames(pipeline, inputs, tmp_path, monkeypatch):
+def test_generates_the_official_frame_count_and_writes_the_speech_frames(engine, inputs):
     # 0.25 s -> 12 or 13 whisper features (50/s); official feature2chunks at 24 fps keeps
     # frames up to the first i with int(i x 50/24) > features (i = 7), plus that one: 8.
     # The speech covers round(0.25 x 24) = 6 frames, which are the ones written.
-    import genhuman.pipelines.echomimic as module
-
-    shapes = []
-    real = module.initial_noise
-    monkeypatch.setattr(module, "initial_noise", lambda shape, *a: shapes.append(shape) or real(shape, *a))
     image, wave = inputs
-    result = pipeline(image, wave[:4000], tmp_path / "n.mp4", _settings(steps=1, guidance_scale=1.0))
-    assert shapes == [(1, 4, 8, SIZE // 8, SIZE // 8)]
-    assert result.frames == 6 and read_video_info(tmp_path / "n.mp4").frames == 6
-    pipeline(image, wave[:4000], tmp_path / "m.mp4", _settings(steps=1, guidance_scale=1.0, max_frames=5))
-    assert shapes[-1][2] == 5 and read_video_info(tmp_path / "m.mp4").frames == 5  # like the official -L
+    request = AnimateRequest(width=SIZE, steps=1, cfg=1.0)
+    avatar = engine.prepare_avatar(image, request=request)
+    assert engine.frame_counts(8, wave[:4000], engine.validate(request)) == (8, 6)
+    assert len(list(engine.stream(avatar, [wave[:4000]], request))) == 6
+    capped = request.replace(extra={"max_frames": 5})
+    assert len(list(engine.stream(avatar, [wave[:4000]], capped))) == 5  # like the official -L
 
 
-def test_cfg_rows_and_timesteps_follow_the_official_pipeline(pipeline, inputs, tmp_path, monkeypatch):
-    # official: reference net at t=0; denoiser at the DDIM trailing timesteps (2 steps of
-    # 1000: 999, 499); uncond rows first with zero audio, zero face features, no reference
-    seen, ref_t = [], []
-    unet, ref = pipeline._unet_call, pipeline.reference_unet
-
-    def spy(sample, t, audio_tokens, cond, reference, use_reference):
-        seen.append((int(t), audio_tokens, cond, use_reference.tolist()))
-        return unet(sample, t, audio_tokens=audio_tokens, cond=cond, reference=reference, use_reference=use_reference)
-
-    monkeypatch.setattr(pipeline, "_unet_call", spy)
-    monkeypatch.setattr(pipeline, "reference_unet", lambda latent, t: ref_t.append(t) or ref(latent, t))
+def test_paste_back_keeps_the_portrait_size(engine, inputs):
     image, wave = inputs
-    pipeline(image, wave[:4000], tmp_path / "g.mp4", _settings(steps=2, window_batch=1))
-    assert ref_t == [0] and [t for t, *_ in seen] == [999, 499]
-    for _, audio, cond, use_reference in seen:
-        assert use_reference == [False, True]
-        assert not audio[0].any() and audio[1].abs().sum() > 0
-        assert not cond[0].any() and cond[1].abs().sum() > 0
+    request = AnimateRequest(width=SIZE, steps=1, paste_back=True)
+    frames = [f.image for f in engine.stream(engine.prepare_avatar(image, request=request), [wave[:4000]], request)]
+    assert frames[0].shape == image.shape
+    assert np.array_equal(frames[0][:8, :8], image[:8, :8])  # far outside the face crop: the portrait
 
 
-def test_accelerated_settings_without_guidance(pipeline, inputs, tmp_path):
+def test_landmark_pose_mode_and_different_landmarks_change_the_video(inputs, tmp_path):
     image, wave = inputs
-    result = pipeline(image, wave[:4000], tmp_path / "acc.mp4", _settings(steps=1, guidance_scale=1.0))
-    assert result.frames == 6 and read_video_info(tmp_path / "acc.mp4").frames == 6
+    pose_engine = EchoMimicEngine.from_components(SimpleNamespace(**tiny_components(conditioning_channels=3)),
+                                                  get_variant("pose"))
+    with pytest.raises(InputError, match="driven by landmarks"):
+        pose_engine.validate(AnimateRequest(width=SIZE))
+    videos = []
+    for shift in (0.0, 60.0):
+        folder = tmp_path / f"pose{shift:g}"
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            np.save(folder / f"{i}.npy", rng.uniform(100, 400, size=(478, 2)) + shift)
+        request = AnimateRequest(width=SIZE, steps=1, pose=folder)
+        avatar = pose_engine.prepare_avatar(image, request=request)
+        videos.append(np.stack([f.image for f in pose_engine.stream(avatar, [wave[:4000]], request)]))
+    assert videos[0].shape == (6, SIZE, SIZE, 3) and not np.array_equal(videos[0], videos[1])
 
 
-def test_paste_back_keeps_the_portrait_size(pipeline, inputs, tmp_path):
+def test_cancel_leaves_no_file(engine, inputs, tmp_path):
     image, wave = inputs
-    out = tmp_path / "p.mp4"
-    result = pipeline(image, wave[:4000], out, _settings(paste_back=True, steps=1))
-    assert (result.width, result.height) == (image.shape[1], image.shape[0])
-    first = _frames(out)[0].astype(int)
-    # far outside the face crop the portrait is unchanged (up to H.264 noise)
-    assert np.abs(first[:8, :8] - image[:8, :8].astype(int)).mean() < 8
-
-
-def test_landmark_pose_mode(inputs, tmp_path):
-    pipeline = EchoMimicPipeline(**tiny_components(conditioning_channels=3))
-    image, wave = inputs
-    with pytest.raises(InputError, match="landmark-pose model"):
-        pipeline(image, wave[:4000], tmp_path / "x.mp4", _settings(steps=1))
-    rng = np.random.default_rng(0)
-    landmarks = rng.uniform(40, 200, size=(4, 478, 2)).astype(np.float32)
-    result = pipeline(image, wave[:4000], tmp_path / "pose.mp4", _settings(steps=1), landmarks=landmarks)
-    assert result.frames == 6 and (tmp_path / "pose.mp4").is_file()
-
-
-def test_cancel_leaves_no_file(pipeline, inputs, tmp_path):
-    image, wave = inputs
-    out = tmp_path / "c.mp4"
     calls = []
 
-    def cancel_after_first_step():
+    def cancel_soon():
         calls.append(1)
         return len(calls) > 2
 
     with pytest.raises(Cancelled):
-        pipeline(image, wave[:4000], out, _settings(), should_cancel=cancel_after_first_step)
+        engine.animate(image, wave[:4000], tmp_path / "c.mp4", AnimateRequest(width=SIZE, steps=3),
+                       should_cancel=cancel_soon)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_size_is_an_input_error(pipeline, inputs, tmp_path):
-    image, wave = inputs
-    with pytest.raises(InputError, match="multiple of 16"):
-        pipeline(image, wave, tmp_path / "x.mp4", _settings(size=100))
+def test_silent_and_empty_audio_are_input_errors(engine, inputs, tmp_path):
+    image, _ = inputs
+    with pytest.raises(InputError, match="silent"):
+        engine.animate(image, np.zeros(16000, np.float32), tmp_path / "s.mp4", AnimateRequest(width=SIZE))
+    with pytest.raises(InputError, match="too short"):
+        engine.animate(image, np.zeros(10, np.float32), tmp_path / "s.mp4", AnimateRequest(width=SIZE))
+    assert list(tmp_path.iterdir()) == []

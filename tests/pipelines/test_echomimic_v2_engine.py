@@ -10,7 +10,7 @@ import torch
 from genhuman.checkpoints import get_variant, save_tiny_official_checkpoint
 from genhuman.cli import main
 from genhuman.engines import load_engine
-from genhuman.engines.base import AnimateRequest, EngineOptions
+from genhuman.request import AnimateRequest, EngineOptions
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.media import VideoWriter, load_audio, load_image, read_video_info, save_wav
 from genhuman.models import ConditionEncoder, ConditionEncoderConfig, EchoUNet3D, ReferenceUNet2D, UNet3DConfig, UNetConfig
@@ -86,7 +86,7 @@ def test_engine_with_a_driving_video_accelerated(weights, speech, portrait_path,
     result = engine.animate(portrait_path, speech, tmp_path / "out.mp4",
                             AnimateRequest(pose=video, width=48, height=64, steps=1, extra={"align": False}))
     assert (result.frames, result.width, result.height, result.fps) == (12, 48, 64, 24)
-    assert engine._loaded[0].variant.name == "v2_acc"
+    assert engine.load(AnimateRequest()).variant.name == "v2_acc"
     assert read_video_info(tmp_path / "out.mp4").frames == 12
 
 
@@ -104,16 +104,16 @@ def test_engine_errors(tmp_path, speech, portrait_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_default_settings_are_the_official_infer_scripts():
-    from genhuman.engines.echomimic_v2 import settings_for
+def test_default_settings_are_the_official_infer_scripts(weights):
+    # infer.py: -W/-H 768, --steps 30, --cfg 2.5, --fps 24, context 12 / overlap 3, shift t_i * 3, clamp 1.5
     from genhuman.sampling import WindowSchedule
 
-    # infer.py: -W/-H 768, --steps 30, --cfg 2.5, --fps 24, context 12 / overlap 3, shift t_i * 3, clamp 1.5
-    full = settings_for(AnimateRequest(), get_variant("v2"))
-    assert (full.width, full.height, full.steps, full.guidance_scale, full.fps) == (768, 768, 30, 2.5, 24)
-    assert (full.context, full.clamp_noise) == (WindowSchedule(12, 3, 3), 1.5)
-    # infer_acc.py: --steps 6, --cfg 1.0, the same windows and noise
-    acc = settings_for(AnimateRequest(), get_variant("v2_acc"))
-    assert (acc.steps, acc.guidance_scale, acc.fps, acc.context, acc.clamp_noise) == (6, 1.0, 24, WindowSchedule(12, 3, 3), 1.5)
-    # --seed defaults: infer.py 3407, infer_acc.py 420; an explicit seed is kept
-    assert (full.seed, acc.seed, settings_for(AnimateRequest(seed=7), get_variant("v2")).seed) == (3407, 420, 7)
+    full_engine = load_engine("echomimic_v2", EngineOptions(weights=weights))
+    full = full_engine.validate(AnimateRequest())
+    assert (full.width, full.height, full.steps, full.cfg, full.fps, full.seed) == (768, 768, 30, 2.5, 24, 3407)
+    variant = full_engine.load(full).variant
+    assert (full_engine.window_schedule(variant), full_engine.clamp_noise(variant)) == (WindowSchedule(12, 3, 3), 1.5)
+    # infer_acc.py: --steps 6, --cfg 1.0, --seed 420; an explicit seed is kept
+    acc = load_engine("echomimic_v2", EngineOptions(weights=weights, accelerated=True)).validate(AnimateRequest())
+    assert (acc.steps, acc.cfg, acc.fps, acc.seed) == (6, 1.0, 24, 420)
+    assert full_engine.validate(AnimateRequest(seed=7)).seed == 7

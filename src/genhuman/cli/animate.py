@@ -1,4 +1,8 @@
-"""``genhuman animate IMAGE AUDIO -o OUT.mp4``: the main job."""
+"""``genhuman animate IMAGE AUDIO -o OUT.mp4``: the main job.
+
+Its options come from the one request model (:mod:`genhuman.request`): names, types,
+ranges, defaults and help are declared there once, for the CLI, the server and the engines.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,39 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from genhuman.cli.common import float_range, int_range
 from genhuman.errors import InputError
+from genhuman.request import AnimateRequest, EngineOptions, Option, option_default, request_options
 
 log = logging.getLogger(__name__)
+
+
+def _argument_type(name: str, spec: Option):
+    def parse(text: str) -> Any:
+        try:
+            return spec.parse(name, text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, group=None) -> None:
+    """One argument per option of ``cls`` offered on the command line."""
+    target = group or parser
+    for name, spec in request_options(cls):
+        if not spec.cli:
+            continue
+        flag = "--" + name.replace("_", "-")
+        help_text = spec.help + (f" ({spec.describe_range()})" if spec.describe_range() and not spec.choices else "")
+        if spec.kind is bool:
+            target.add_argument(flag, action="store_true", help=help_text)
+        elif spec.choices:
+            target.add_argument(flag, choices=spec.choices, default=option_default(cls, name), help=help_text)
+        else:
+            target.add_argument(flag, type=_argument_type(name, spec), default=None, help=help_text,
+                                metavar=spec.metavar or name.upper())
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,51 +56,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("audio", type=Path, help="speech (wav/flac/mp3/m4a/ogg, or a video's audio track)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 path")
     p.add_argument("--engine", default="lite", choices=engine_names(), help="engine (default: lite)")
-    p.add_argument("--text", help="transcript of the speech (better lip sync with the lite engine)")
     p.add_argument("--text-file", type=Path, help="read the transcript from a file")
-    p.add_argument("--fps", type=int_range(1, 120), default=25, help="frames per second (default 25)")
-    p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=None,
-                   help="random seed (default: 0 for lite, the official seed for the diffusion engines)")
-    p.add_argument("--max-size", type=int_range(16, 8192), default=None,
-                   help="cap the longer side of the output, in pixels")
-    p.add_argument("--face-index", type=int_range(0, 63), default=0,
-                   help="which face to animate: 0 = largest (default), 1 = next largest, ...")
-    g = p.add_argument_group("diffusion engines")
-    g.add_argument("--weights", type=Path, help="weights folder (converted or official layout)")
-    g.add_argument("--steps", type=int_range(1, 1000), default=None, help="denoising steps")
-    g.add_argument("--cfg", type=float_range(0.0, 50.0), default=None, help="guidance scale")
-    g.add_argument("--accelerated", action="store_true", help="accelerated weights: 6 steps, no CFG")
-    g.add_argument("--pose", type=Path, help="pose folder ({i}.npy) or driving video")
-    g.add_argument("--paste-back", action="store_true", help="paste the face crop back into the portrait")
-    g.add_argument("--width", type=int_range(64, 4096), default=None, help="output width (V2)")
-    g.add_argument("--height", type=int_range(64, 4096), default=None, help="output height (V2)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: best available)")
-    g.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None)
-    g.add_argument("--compile", action="store_true", help="torch.compile the denoiser")
+    add_options(p, AnimateRequest)
+    add_options(p, EngineOptions, p.add_argument_group("diffusion engines (load time)"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from genhuman.engines import load_engine
-    from genhuman.engines.base import AnimateRequest, EngineOptions
-
-    if args.output.suffix.lower() != ".mp4":
-        raise InputError(f"output must be an .mp4 file, got {str(args.output)!r}")
-    text = args.text
+def request_from_args(args: argparse.Namespace) -> tuple[AnimateRequest, EngineOptions]:
+    values = {name: getattr(args, name) for name, spec in request_options(AnimateRequest) if spec.cli}
     if args.text_file is not None:
         try:
-            text = args.text_file.read_text(encoding="utf-8-sig").strip()
+            values["text"] = args.text_file.read_text(encoding="utf-8-sig").strip()
         except OSError as exc:
             raise InputError(f"cannot read transcript {str(args.text_file)!r}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise InputError(f"transcript {str(args.text_file)!r} is not UTF-8 text") from None
-    options = EngineOptions(weights=args.weights, device=args.device, dtype=args.dtype,
-                            accelerated=args.accelerated, compile=args.compile)
-    request = AnimateRequest(text=text, fps=args.fps, seed=args.seed, max_size=args.max_size,
-                             face_index=args.face_index, steps=args.steps, cfg=args.cfg,
-                             pose=args.pose, paste_back=args.paste_back,
-                             width=args.width, height=args.height)
+    if values.get("face_index") is None:
+        values["face_index"] = 0
+    if values.get("paste_back") is None:
+        values["paste_back"] = False
+    options = {name: getattr(args, name) for name, spec in request_options(EngineOptions) if spec.cli}
+    return AnimateRequest(**values), EngineOptions(**options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from genhuman.engines import load_engine
+
+    if args.output.suffix.lower() != ".mp4":
+        raise InputError(f"output must be an .mp4 file, got {str(args.output)!r}")
+    request, options = request_from_args(args)
     started = time.perf_counter()
     engine = load_engine(args.engine, options)
     # The bar is drawn on a terminal only, and erased if the job fails, so that a failure
