@@ -45,7 +45,7 @@ def fake_engine(monkeypatch):
     monkeypatch.setitem(ENGINES, "fake", FAKE_ENGINE)
     from server.fake_engine import FakeEngine
 
-    FakeEngine.loads = 0
+    FakeEngine.loads = FakeEngine.prepares = 0
     return FakeEngine
 
 

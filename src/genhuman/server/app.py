@@ -14,12 +14,14 @@ Endpoints (JSON; errors are ``{"error": "one sentence"}`` with a 4xx/5xx status)
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import math
+import threading
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +32,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genhuman import __version__
 from genhuman.errors import InputError
+from genhuman.request import AnimateRequest, EngineOptions
 from genhuman.server import validation
+from genhuman.server.avatars import LRU, merged_stats
 from genhuman.server.db import QUEUED, RUNNING, SUCCEEDED
 from genhuman.server.jobs import JobStore, QueueFull, job_to_dict
 from genhuman.server.settings import ServerSettings
@@ -54,7 +58,8 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     settings.resolve()
     storage = Storage(settings.data_dir)
     store = JobStore(settings.database_url, settings.max_queue, settings.max_attempts)
-    pool = WorkerPool(store, storage, settings.workers, settings.weights)
+    pool = WorkerPool(store, storage, settings.workers, settings.weights, settings.avatar_cache)
+    faces_found: LRU[bool] = LRU(settings.avatar_cache * 16)  # portraits whose face check passed
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -135,7 +140,8 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     def healthz() -> dict:
         return {"status": "ok", "version": __version__, "queued": store.count(QUEUED),
                 "running": store.count(RUNNING), "workers": len(pool.workers),
-                "max_queue": settings.max_queue, "disk_free_mb": storage.free_bytes() // (1 << 20)}
+                "max_queue": settings.max_queue, "disk_free_mb": storage.free_bytes() // (1 << 20),
+                "avatar_cache": merged_stats([w.avatars for w in pool.workers])}
 
     @app.get("/v1/engines", tags=["jobs"], dependencies=auth)
     def engines() -> dict:
@@ -150,27 +156,40 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
                 out.append({"name": name, "available": False, "reason": str(exc)})
         return {"engines": out, "default": settings.default_engine}
 
+    validators: dict[tuple[str, bool], Any] = {}
+    validators_lock = threading.Lock()
+
+    def check_with_engine(name: str, request: AnimateRequest, accelerated: bool) -> None:
+        """The engine's own refusals (e.g. a size it cannot generate) as a 400 now, for engines
+        that are cheap to build (no weights to load); the diffusion engines need their weights
+        loaded to know, so their workers refuse such a job with the same one line."""
+        from genhuman.engines import get_engine_class
+        from genhuman.engines.diffusion import DiffusionEngine
+
+        engine_class = get_engine_class(name)
+        if issubclass(engine_class, DiffusionEngine) or not hasattr(engine_class, "validate"):
+            return
+        try:
+            with validators_lock:
+                key = (name, accelerated)
+                if key not in validators:
+                    validators[key] = engine_class(EngineOptions(accelerated=accelerated))
+                engine = validators[key]
+            engine.validate(request)
+        except InputError:
+            raise
+        except Exception:  # a broken validator must not refuse the job: the worker decides
+            log.exception("engine %s: validating a request failed", name)
+
     # max_body_size: FastAPI counts a streamed body as it arrives and stops it past the cap.
-    @app.post("/v1/jobs", status_code=202, tags=["jobs"], dependencies=auth, max_body_size=body_limit)
-    def create_job(
-        image: Optional[UploadFile] = File(None, description="portrait (PNG/JPEG/WebP/BMP)"),
-        audio: Optional[UploadFile] = File(None, description="speech (wav/flac/mp3/m4a/ogg/webm)"),
-        text: Optional[str] = Form(None, description="text to speak when no audio is sent; else the transcript"),
-        engine: str = Form(settings.default_engine),
-        fps: Optional[str] = Form(None, description="frames per second, 1-60 (default 25)"),
-        seed: Optional[str] = Form(None, description="random seed"),
-        max_size: Optional[str] = Form(None, description="cap on the longer output side, 64-4096 px"),
-        face_index: Optional[str] = Form(None, description="0 = largest face"),
-        steps: Optional[str] = Form(None, description="diffusion steps, 1-200"),
-        cfg: Optional[str] = Form(None, description="guidance scale, 0-50"),
-        accelerated: Optional[str] = Form(None, description="true: accelerated weights (diffusion engines)"),
-        paste_back: Optional[str] = Form(None, description="true: paste the face crop back"),
-    ) -> JSONResponse:
+    def create_job(**form: Any) -> JSONResponse:
+        image: Optional[UploadFile] = form.pop("image")
+        audio: Optional[UploadFile] = form.pop("audio")
+        engine: str = form.pop("engine")
         check_engine(engine)
-        options = validation.parse_options({"fps": fps, "seed": seed, "max_size": max_size,
-                                            "face_index": face_index, "steps": steps, "cfg": cfg,
-                                            "accelerated": accelerated, "paste_back": paste_back})
-        text = validation.check_text(text, settings.max_text_chars)
+        text = validation.check_text(form.pop("text"), settings.max_text_chars)
+        request, accelerated = validation.parse_options(form, text)
+        check_with_engine(engine, request, accelerated)
         if image is None or (not image.filename and not image.size):
             raise InputError("send a portrait image in the 'image' field")
         has_audio = audio is not None and (audio.filename or audio.size)
@@ -180,7 +199,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         try:
             image_name = _save(storage, image, IMAGE_EXTENSIONS, ".img", settings.max_upload_bytes, "image")
             saved.append(image_name)
-            validation.check_image(storage.upload_path(image_name), options.get("face_index") or 0)
+            validation.check_image(storage.upload_path(image_name), request.face_index, faces_found)
             if has_audio:
                 audio_name = _save(storage, audio, AUDIO_EXTENSIONS, ".audio", settings.max_upload_bytes, "audio")
                 saved.append(audio_name)
@@ -189,13 +208,17 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
                 audio_name = storage.new_upload_name(".wav")
                 saved.append(audio_name)
                 validation.speak_to_file(text, storage.upload_path(audio_name))
-            job = store.create(engine=engine, options=options, text=text, image_file=image_name,
-                               audio_file=audio_name)
+            job = store.create(engine=engine, options=validation.stored_options(request, accelerated), text=text,
+                               image_file=image_name, audio_file=audio_name)
         except BaseException:
             storage.remove(*saved)
             raise
         job["queue_position"] = store.position(store.get(job["id"]))
         return JSONResponse(job, status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"})
+
+    create_job.__signature__ = _job_form(settings.default_engine)  # type: ignore[attr-defined]
+    app.post("/v1/jobs", status_code=202, tags=["jobs"], dependencies=auth, max_body_size=body_limit,
+             summary="Create a job", response_class=JSONResponse)(create_job)
 
     @app.get("/v1/jobs", tags=["jobs"], dependencies=auth)
     def list_jobs(limit: int = Query(20, ge=1, le=200),
@@ -251,6 +274,29 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _mount_offline_docs(app)
     return app
+
+
+def _job_form(default_engine: str) -> inspect.Signature:
+    """The multipart fields of ``POST /v1/jobs``: the files, text and engine, then one field
+    per server-offered option spec (genhuman.request), declared as optional strings (the
+    server parses them, with the CLI's messages) but documented with their real type,
+    range and help."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("image", keyword, annotation=Optional[UploadFile],
+                          default=File(None, description="portrait (PNG/JPEG/WebP/BMP)")),
+        inspect.Parameter("audio", keyword, annotation=Optional[UploadFile],
+                          default=File(None, description="speech (wav/flac/mp3/m4a/ogg/webm)")),
+        inspect.Parameter("text", keyword, annotation=Optional[str], default=Form(
+            None, description="text to speak (bundled Piper voice) when no audio is sent; with audio, "
+                              "the transcript of the speech (lite: forced alignment for better lip sync)")),
+        inspect.Parameter("engine", keyword, annotation=str,
+                          default=Form(default_engine, description="engine name (see GET /v1/engines)")),
+    ]
+    for name, spec in validation.FORM_FIELDS:
+        params.append(inspect.Parameter(name, keyword, annotation=Optional[str], default=Form(
+            None, description=spec.help, json_schema_extra=validation.schema_writer(name, spec))))
+    return inspect.Signature(params)
 
 
 def _valid_byte_range(header: Optional[str]) -> bool:

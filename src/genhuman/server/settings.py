@@ -30,6 +30,7 @@ class ServerSettings:
     engines: Optional[list[str]] = None  # allowed engine names; None = every registered one
     default_engine: str = "lite"
     weights: dict[str, Path] = field(default_factory=dict)  # engine name -> weights folder (diffusion engines)
+    avatar_cache: int = 16  # prepared avatars kept per worker (LRU); 0 = off (every job prepares its own)
 
     @property
     def database_url(self) -> str:
@@ -52,6 +53,8 @@ class ServerSettings:
             raise InputError(f"max queue must be at least 1, got {self.max_queue}")
         if not self.max_upload_mb > 0:
             raise InputError(f"max upload must be a positive number of MB, got {self.max_upload_mb}")
+        if not 0 <= self.avatar_cache <= 4096:
+            raise InputError(f"avatar cache must be between 0 and 4096, got {self.avatar_cache}")
         if self.max_attempts < 1:
             raise InputError(f"max attempts must be at least 1, got {self.max_attempts}")
         self.data_dir = Path(self.data_dir)

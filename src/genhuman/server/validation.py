@@ -1,56 +1,92 @@
 """Checks on a job request before it is queued: option values, the media, the text.
 
+The per-job options are the ones declared in :mod:`genhuman.request` with ``server=True``
+(:class:`~genhuman.request.AnimateRequest` fields) plus the server-offered load-time
+options of :class:`~genhuman.request.EngineOptions` (``accelerated``). Their form fields,
+their OpenAPI schema and their parsing all come from those specs, so the API accepts the
+same values and gives the same one-line messages as the CLI and the Python API.
+
 Everything here raises :class:`~genhuman.errors.InputError` with one sentence that the
 API returns as JSON; messages never show server paths.
 """
 
 from __future__ import annotations
 
-import math
 import unicodedata
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from genhuman.errors import InputError
+from genhuman.server.avatars import LRU
+from genhuman.request import AnimateRequest, EngineOptions, Option, request_options
 
-# name -> (type, low, high): the per-job options the API accepts (AnimateRequest fields).
-NUMERIC_OPTIONS: dict[str, tuple[type, float, float]] = {
-    "fps": (int, 1, 60),
-    "seed": (int, 0, 2**31 - 1),
-    "max_size": (int, 64, 4096),
-    "face_index": (int, 0, 63),
-    "steps": (int, 1, 200),
-    "cfg": (float, 0.0, 50.0),
-}
-BOOL_OPTIONS = ("accelerated", "paste_back")
-TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+# Fields the server declares itself (text has a second meaning here: what to speak).
+OWN_FIELDS = {"text"}
+REQUEST_FIELDS: list[tuple[str, Option]] = [(n, s) for n, s in request_options(AnimateRequest)
+                                            if s.server and n not in OWN_FIELDS]
+ENGINE_FIELDS: list[tuple[str, Option]] = [(n, s) for n, s in request_options(EngineOptions) if s.server]
+FORM_FIELDS: list[tuple[str, Option]] = REQUEST_FIELDS + ENGINE_FIELDS
+_REQUEST_NAMES = {f.name for f in fields(AnimateRequest)}
 
 
-def parse_options(raw: dict[str, Optional[str]]) -> dict[str, Any]:
-    """Form strings -> typed options; absent or empty fields are left out (engine defaults)."""
-    options: dict[str, Any] = {}
-    for name, (kind, lo, hi) in NUMERIC_OPTIONS.items():
-        text = (raw.get(name) or "").strip()
-        if not text:
-            continue
-        try:
-            value = kind(text)
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise InputError(f"{name} must be {noun}, got {text[:40]!r}") from None
-        if not (isinstance(value, int) or math.isfinite(value)) or not lo <= value <= hi:
-            raise InputError(f"{name} must be between {kind(lo)} and {kind(hi)}, got {text[:40]}")
-        options[name] = value
-    for name in BOOL_OPTIONS:
-        text = (raw.get(name) or "").strip().lower()
-        if text not in TRUE | FALSE:
-            raise InputError(f"{name} must be true or false, got {text[:40]!r}")
-        if text in TRUE:
-            options[name] = True
+def field_schema(name: str, spec: Option) -> dict[str, Any]:
+    """The OpenAPI schema of one option: its real type, range or choices, and help."""
+    types = {int: "integer", float: "number", bool: "boolean", str: "string", Path: "string"}
+    schema: dict[str, Any] = {"type": types.get(spec.kind, "string"), "title": name.replace("_", " ").capitalize()}
+    if spec.low is not None:
+        schema["minimum"] = spec.kind(spec.low)
+    if spec.high is not None:
+        schema["maximum"] = spec.kind(spec.high)
+    if spec.choices:
+        schema["enum"] = list(spec.choices)
+    description = spec.help
+    if spec.engines is not None:
+        description += f" [{', '.join(sorted(spec.engines))}]"
+    schema["description"] = description
+    return schema
+
+
+def schema_writer(name: str, spec: Option) -> Callable[[dict[str, Any]], None]:
+    """A pydantic ``json_schema_extra`` that replaces the form field's schema (declared as
+    an optional string so that the server, not pydantic, parses and words the errors)."""
+    wanted = field_schema(name, spec)
+
+    def write(schema: dict[str, Any]) -> None:
+        schema.clear()
+        schema.update(wanted)
+
+    return write
+
+
+def parse_options(raw: Mapping[str, Optional[str]], text: Optional[str] = None) -> tuple[AnimateRequest, bool]:
+    """Form strings -> (the checked request, accelerated). Empty or absent fields are the
+    defaults; a bad value raises the same one-line InputError as the CLI."""
+    request = AnimateRequest.from_strings({**{n: raw.get(n) for n, _ in REQUEST_FIELDS}, "text": text})
+    engine_values = {}
+    for name, spec in ENGINE_FIELDS:
+        value = raw.get(name)
+        if value is not None and str(value).strip():
+            engine_values[name] = spec.parse(name, str(value))
+    return request, bool(engine_values.get("accelerated", False))
+
+
+def stored_options(request: AnimateRequest, accelerated: bool) -> dict[str, Any]:
+    """What the job row keeps: the explicitly set options (JSON values); text has its column."""
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in request.explicit().items() if k != "text"}
+    if accelerated:
+        options["accelerated"] = True
     return options
 
 
-def _hide_path(exc: InputError, path: Path, what: str) -> InputError:
+def request_from_job(options: Mapping[str, Any], text: Optional[str]) -> tuple[AnimateRequest, bool]:
+    """A job row's options -> (request, accelerated); InputError for a value that no longer
+    passes (a row written by an older server)."""
+    values = {k: v for k, v in options.items() if k in _REQUEST_NAMES and k not in ("text", "extra")}
+    return AnimateRequest(text=text, **values), bool(options.get("accelerated", False))
+
+
+def hide_path(exc: InputError, path: Path, what: str) -> InputError:
     # media messages name the file as "image '/x/y.png'" or "'/x/y.png'"
     message = str(exc)
     for named in (f"image {str(path)!r}", f"audio {str(path)!r}", repr(str(path)), str(path)):
@@ -58,18 +94,24 @@ def _hide_path(exc: InputError, path: Path, what: str) -> InputError:
     return InputError(message)
 
 
-def check_image(path: Path, face_index: int = 0) -> tuple[int, int]:
+def check_image(path: Path, face_index: int = 0, passed: Optional[LRU] = None) -> tuple[int, int]:
     """Decode the uploaded portrait and find the face to animate, so that a photo
-    without one is refused at upload rather than failing in the queue.
-    Returns (width, height)."""
+    without one is refused at upload rather than failing in the queue. ``passed``
+    remembers portraits (by content hash) whose face was found, so that the same portrait
+    sent again skips face detection. Returns (width, height)."""
+    from genhuman.engines.avatar import image_digest
     from genhuman.face import face_landmarks
     from genhuman.media import load_image
 
     try:
         image = load_image(path)
-        face_landmarks(image, face_index, name="the uploaded image")
+        key = (image_digest(image), face_index) if passed is not None and passed.capacity else None
+        if key is None or passed.get(key) is None:
+            face_landmarks(image, face_index, name="the uploaded image")
+            if key is not None:
+                passed.put(key, True)
     except InputError as exc:
-        raise _hide_path(exc, path, "the uploaded image") from None
+        raise hide_path(exc, path, "the uploaded image") from None
     return image.shape[1], image.shape[0]
 
 
@@ -80,7 +122,7 @@ def check_audio(path: Path, max_seconds: float) -> float:
     try:
         wave = load_audio(path, max_seconds=max_seconds)
     except InputError as exc:
-        raise _hide_path(exc, path, "the uploaded audio") from None
+        raise hide_path(exc, path, "the uploaded audio") from None
     if is_silent(wave):
         raise InputError("the uploaded audio is silent; record or upload speech")
     return len(wave) / SAMPLE_RATE

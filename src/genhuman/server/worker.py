@@ -1,23 +1,29 @@
 """Worker threads: each claims queued jobs one at a time and runs them on its device.
 
-Engines are heavy to load, so each worker keeps one instance per engine name. Progress
-goes to the job row (throttled); the same write tells the worker whether the client
-asked to cancel.
+Engines are heavy to load, so each worker keeps one instance per engine name, and a small
+cache of prepared avatars (:mod:`genhuman.server.avatars`): a job whose portrait was
+already prepared with the same engine and geometry options goes straight to
+``engine.animate(avatar, ...)``. Progress goes to the job row (throttled); the same write
+tells the worker whether the client asked to cancel.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union
 
+from genhuman.engines.avatar import Avatar, image_digest
 from genhuman.engines.base import AnimateRequest, EngineOptions
 from genhuman.errors import Cancelled, InputError
+from genhuman.server.avatars import AvatarCache, avatar_key
 from genhuman.server.db import CANCELLED, FAILED, SUCCEEDED, Job
 from genhuman.server.jobs import JobStore
 from genhuman.server.storage import Storage
+from genhuman.server.validation import hide_path, request_from_job
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +48,12 @@ def default_devices(count: Optional[int]) -> list[Optional[str]]:
 
 class Worker(threading.Thread):
     def __init__(self, name: str, store: JobStore, storage: Storage, device: Optional[str],
-                 stop: threading.Event, weights: Optional[dict[str, Path]] = None):
+                 stop: threading.Event, weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16):
         super().__init__(name=name, daemon=True)
         self.store, self.storage, self.device, self.stop_event = store, storage, device, stop
         self.weights = weights or {}
-        self.engines: dict[tuple[str, bool], object] = {}
+        self.engines: dict[tuple[str, bool], Any] = {}
+        self.avatars = AvatarCache(avatar_cache)
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -73,10 +80,39 @@ class Worker(threading.Thread):
             self.engines[key] = load_engine(name, options)
         return self.engines[key]
 
+    def avatar(self, engine: Any, job: Job, request: AnimateRequest, accelerated: bool,
+               ) -> tuple[Union[Path, Avatar], Optional[bool]]:
+        """What to animate: a prepared avatar (from the cache, or prepared now and kept), or
+        the portrait's path when the cache is off or the engine cannot prepare avatars.
+        Returns (it, whether it was a cache hit; None when the cache was not used)."""
+        path = self.storage.upload_path(job.image_file)
+        if self.avatars.capacity == 0 or not (hasattr(engine, "prepare_avatar") and hasattr(engine, "validate")):
+            return path, None
+        from genhuman.media import load_image
+
+        try:
+            picture = load_image(path)
+        except InputError as exc:
+            raise hide_path(exc, path, "the uploaded image") from None
+        checked = engine.validate(request)  # the engine's defaults: an unset size = the default size
+        weights = self.weights.get(job.engine)
+        key = avatar_key(getattr(engine, "name", job.engine), image_digest(picture), checked,
+                         accelerated=accelerated, weights=str(weights) if weights else None)
+        avatar = self.avatars.get(key)
+        if avatar is not None:
+            return avatar, True
+        kwargs: dict[str, Any] = {}
+        if "request" in inspect.signature(engine.prepare_avatar).parameters:
+            kwargs["request"] = request  # diffusion engines take the generation size from it
+        try:
+            avatar = engine.prepare_avatar(picture, request.face_index, request.max_size, **kwargs)
+        except InputError as exc:
+            raise hide_path(exc, path, "the uploaded image") from None
+        self.avatars.put(key, avatar)
+        return avatar, False
+
     def run_job(self, job: Job) -> None:
         log.info("job %s: running on %s (attempt %d)", job.id, self.name, job.attempts)
-        options = dict(job.options or {})
-        accelerated = bool(options.pop("accelerated", False))
         output = self.storage.result_path(job.id)
         last_write = [0.0]
         cancel = [False]
@@ -94,10 +130,14 @@ class Worker(threading.Thread):
         try:
             if self.store.cancel_requested(job.id):
                 raise Cancelled("cancelled")
+            request, accelerated = request_from_job(job.options or {}, job.text)
             engine = self.engine(job.engine, accelerated)
             loaded = time.perf_counter()
-            result = engine.animate(self.storage.upload_path(job.image_file), self.storage.upload_path(job.audio_file),
-                                    output, AnimateRequest(text=job.text, **options),
+            source, cache_hit = self.avatar(engine, job, request, accelerated)
+            prepared = time.perf_counter()
+            if should_cancel():
+                raise Cancelled("cancelled")
+            result = engine.animate(source, self.storage.upload_path(job.audio_file), output, request,
                                     progress=progress, should_cancel=should_cancel)
         except Cancelled:
             output.unlink(missing_ok=True)
@@ -108,6 +148,8 @@ class Worker(threading.Thread):
             return
         except InputError as exc:
             output.unlink(missing_ok=True)
+            exc = hide_path(exc, self.storage.upload_path(job.image_file), "the uploaded image")
+            exc = hide_path(exc, self.storage.upload_path(job.audio_file), "the uploaded audio")
             self.store.finish(job.id, FAILED, error=str(exc))
             return
         except Exception as exc:  # a bug or an environment problem: fail this job, keep serving
@@ -116,19 +158,23 @@ class Worker(threading.Thread):
             self.store.finish(job.id, FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
             return
         done = time.perf_counter()
-        timings = {"engine_load": round(loaded - started, 3), "animate": round(done - loaded, 3)}
+        timings = {"engine_load": round(loaded - started, 3), "prepare_avatar": round(prepared - loaded, 3),
+                   "animate": round(done - prepared, 3)}
         timings.update({k: round(v, 3) for k, v in (result.timings or {}).items()})
-        self.store.finish(job.id, SUCCEEDED, output_file=output.name, timings=timings,
-                          result={"frames": result.frames, "fps": result.fps, "width": result.width,
-                                  "height": result.height, "seconds": round(result.seconds, 3)})
-        log.info("job %s: done in %.1f s", job.id, done - started)
+        outcome = {"frames": result.frames, "fps": result.fps, "width": result.width, "height": result.height,
+                   "seconds": round(result.seconds, 3)}
+        if cache_hit is not None:
+            outcome["avatar_cache"] = "hit" if cache_hit else "miss"
+        self.store.finish(job.id, SUCCEEDED, output_file=output.name, timings=timings, result=outcome)
+        log.info("job %s: done in %.1f s (avatar %s)", job.id, done - started,
+                 {None: "not cached", True: "cache hit", False: "prepared"}[cache_hit])
 
 
 class WorkerPool:
     def __init__(self, store: JobStore, storage: Storage, count: Optional[int],
-                 weights: Optional[dict[str, Path]] = None):
+                 weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16):
         self.stop_event = threading.Event()
-        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights)
+        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache)
                         for i, device in enumerate(default_devices(count))]
         self.store = store
 

@@ -1,0 +1,94 @@
+"""The server's cache of prepared avatars, so that repeated jobs with one portrait skip face
+detection and reference encoding (``engine.prepare_avatar``).
+
+Each worker owns one :class:`AvatarCache`: its engine instances and its device hold the
+live objects an avatar carries (reference tensors on that GPU), so avatars are not shared
+between workers. The key is the content hash of the decoded portrait
+(:func:`~genhuman.engines.avatar.image_digest`) plus what the avatar depends on: the engine,
+its load-time options (accelerated, weights folder), and the request's geometry options
+(face index, max size, generation size, paste-back) after the engine's ``validate`` filled
+in its defaults, so an unset size and the default size share one entry. Options the engine
+does not use (per their spec) are left out of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any, Generic, Hashable, Optional, TypeVar
+
+from genhuman.request import AnimateRequest, request_options
+
+# AnimateRequest fields an avatar depends on (the rest only shape the motion or the output).
+AVATAR_FIELDS = ("face_index", "max_size", "width", "height", "paste_back")
+
+V = TypeVar("V")
+
+
+class LRU(Generic[V]):
+    """A small thread-safe least-recently-used map, bounded by count; counts hits/misses."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(0, int(capacity))
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.evictions = 0
+
+    def get(self, key: Hashable) -> Optional[V]:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+                self.evictions += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"size": len(self._items), "capacity": self.capacity, "hits": self.hits,
+                    "misses": self.misses, "evictions": self.evictions}
+
+
+def avatar_key(engine: str, digest: str, request: AnimateRequest, **load: Any) -> str:
+    """The cache key: portrait digest + engine + load-time options + the geometry options
+    ``engine`` uses (``request`` should be the engine-validated one)."""
+    specs = dict(request_options(AnimateRequest))
+    geometry = {name: getattr(request, name) for name in AVATAR_FIELDS
+                if specs[name].engines is None or engine in specs[name].engines}
+    parts = {"engine": engine, "image": digest, "load": load, "geometry": geometry,
+             "extra": dict(request.extra)}
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class AvatarCache(LRU[Any]):
+    """Prepared avatars of one worker, by :func:`avatar_key`."""
+
+
+def merged_stats(caches: list[LRU]) -> dict[str, int]:
+    """The figures of several caches added up (for /healthz)."""
+    total = {"size": 0, "capacity": 0, "hits": 0, "misses": 0, "evictions": 0}
+    for cache in caches:
+        for k, v in cache.stats().items():
+            total[k] += v
+    return total
