@@ -225,6 +225,45 @@ def test_page_and_openapi(tmp_path, fake_engine):
                 "/healthz", "/v1/engines"} <= set(paths)
 
 
+def test_openapi_form_fields_come_from_the_request_specs(tmp_path, fake_engine):
+    from genhuman.request import AnimateRequest, EngineOptions, request_options
+
+    with make_client(tmp_path, workers=False) as client:
+        document = client.get("/openapi.json").json()
+    body = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    props = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["properties"]
+    specs = dict(request_options(AnimateRequest))
+    fps = props["fps"]
+    assert fps["description"].startswith(specs["fps"].help)
+    assert (fps["type"], fps["minimum"], fps["maximum"]) == ("integer", specs["fps"].low, specs["fps"].high)
+    assert (props["cfg"]["type"], props["cfg"]["minimum"], props["cfg"]["maximum"]) == ("number", 0.0, 50.0)
+    assert props["steps"]["description"].startswith(specs["steps"].help) and "echomimic" in props["steps"]["description"]
+    assert props["schedule"]["enum"] == list(specs["schedule"].choices)
+    assert props["paste_back"]["type"] == props["accelerated"]["type"] == "boolean"
+    assert props["accelerated"]["description"].startswith(dict(request_options(EngineOptions))["accelerated"].help)
+    offered = {n for n, s in request_options(AnimateRequest) if s.server} | {"accelerated"}
+    assert offered | {"image", "audio", "engine"} == set(props)  # pose (a server path) is not offered
+    assert all(props[n].get("description") for n in props)
+
+
+@pytest.mark.parametrize("name, value", [("fps", "0"), ("steps", "-3"), ("steps", "0"), ("cfg", "abc"),
+                                         ("seed", "1.5"), ("max_size", "9000"), ("accelerated", "maybe")])
+def test_option_errors_are_the_cli_and_python_api_messages(tmp_path, fake_engine, small_portrait, short_speech,
+                                                             name, value):
+    from genhuman.request import AnimateRequest, EngineOptions, request_options
+
+    spec = dict(request_options(AnimateRequest), **dict(request_options(EngineOptions)))[name]
+    with pytest.raises(InputError) as parsed:
+        spec.parse(name, value)  # what `genhuman animate --<name> <value>` reports
+    with make_client(tmp_path, workers=False) as client:
+        r = submit(client, small_portrait, short_speech, **{name: value})
+    assert r.status_code == 400 and r.json() == {"error": str(parsed.value)}
+    if name != "accelerated" and value.lstrip("-").isdigit():
+        with pytest.raises(InputError) as built:
+            AnimateRequest(**{name: int(value)})  # the Python API: the same sentence
+        assert str(built.value) == r.json()["error"]
+
+
 def test_api_docs_are_served_offline(tmp_path, fake_engine):
     with make_client(tmp_path, workers=False) as client:
         page = client.get("/docs")

@@ -103,7 +103,7 @@ $("job-form").addEventListener("submit", async (e) => {
   }
   form.append("engine", $("engine").value);
   for (const name of ["fps", "max_size", "seed", "steps", "cfg"]) if ($(name).value) form.append(name, $(name).value);
-  if ($("accelerated").checked) form.append("accelerated", "true");
+  for (const name of ["accelerated", "paste_back"]) if ($(name).checked) form.append(name, "true");
   $("submit").disabled = true;
   try {
     const job = await api("/v1/jobs", { method: "POST", body: form });
@@ -183,6 +183,25 @@ async function refreshJobs() {
   }
 }
 
+// Ranges and help of the option inputs come from the server's option specs (its OpenAPI schema).
+async function loadOptionSpecs() {
+  try {
+    const doc = await (await fetch("/openapi.json")).json();
+    const ref = doc.paths["/v1/jobs"].post.requestBody.content["multipart/form-data"].schema.$ref;
+    const props = doc.components.schemas[ref.split("/").pop()].properties;
+    for (const [name, spec] of Object.entries(props)) {
+      const input = $(name);
+      if (!input || input.tagName !== "INPUT") continue;
+      if (spec.description) input.title = spec.description;
+      if (input.type === "number") {
+        if (spec.minimum != null) input.min = spec.minimum;
+        if (spec.maximum != null) input.max = spec.maximum;
+      }
+    }
+  } catch { /* the static ranges in the page stay */ }
+}
+
 loadEngines();
+loadOptionSpecs();
 refreshJobs();
 setInterval(refreshJobs, 5000);
