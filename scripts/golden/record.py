@@ -75,7 +75,7 @@ def main(out: str) -> None:
     rng = np.random.default_rng(5)
     landmarks = 30 + rng.uniform(0, 68, size=(7, 478, 2))
     pose_pipe(image, wave, "x.mp4", EchoMimicSettings(size=128, steps=2, guidance_scale=2.5, clamp_noise=None,
-                                                  context=WindowSchedule(12, 3, 3))  # official pose shift,
+                                                  context=WindowSchedule(12, 3, 3)),  # official pose shift
               landmarks=landmarks)
     result["v1_landmarks"] = summary(np.stack(Capture.frames))
 
