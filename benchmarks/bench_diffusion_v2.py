@@ -1,9 +1,9 @@
 """EchoMimic V2 speed: ``python benchmarks/bench_diffusion.py --family v2 --size 768 ...``.
 
 Same random-weight modules as the V1 benchmark (``bench_diffusion.build``) with a 3-channel
-PoseEncoder, run through ``EchoMimicV2Pipeline`` from the portrait and speech only (the
-reference is aligned with MediaPipe and the hand track generated from the speech).
-Per-module milliseconds include the hands-only control rendering and the PoseEncoder.
+PoseEncoder, run end to end through ``EchoMimicV2Engine.animate`` from the portrait and
+speech only (the reference is aligned with MediaPipe and the hand track generated from the
+speech). Per-module milliseconds include the hands-only control rendering and the PoseEncoder.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_diffusion import DTYPES, GEOMETRIES, ROOT, _machine, build, finish_report, median_ms, sync
-from genhuman.audio_features.whisper import SAMPLE_RATE
-from genhuman.media import load_audio, load_image
+from bench_diffusion import (DTYPES, FPS, GEOMETRIES, ROOT, _machine, build, check_size, finish_report, make_engine,
+                             median_ms, parse_configs, speech_wave, sync)
+from genhuman.engines.echomimic_v2 import EchoMimicV2Engine
+from genhuman.media import load_image
 from genhuman.models import ConditionEncoder, ConditionEncoderConfig
-from genhuman.pipelines.echomimic_v2 import EchoMimicV2Pipeline, EchoMimicV2Settings
-from genhuman.pipelines.vae_io import decode_frames, encode_image
+from genhuman.pipelines import EchoMimicV2Pipeline
 from genhuman.pose.generate import generate_pose
 from genhuman.pose.render import control_frames
+from genhuman.request import AnimateRequest
 
 
 def _pose_encoder(channels: int, device, dtype) -> ConditionEncoder:
@@ -38,11 +39,11 @@ def _pose_encoder(channels: int, device, dtype) -> ConditionEncoder:
 @torch.inference_mode()
 def module_timings(pipe: EchoMimicV2Pipeline, size: int, window_batch: int, decode_batch: int,
                    repeats: int) -> list[tuple[str, float]]:
-    dev, dt, lat = pipe.device, pipe.dtype, size // 8
+    dev, dt, lat = pipe.device, pipe.dtype, size // pipe.vae_factor
     image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
-    bank = pipe.reference_unet(encode_image(pipe.vae, image, dev, dt).to(dt), 0)
-    kv = pipe.denoising_unet.prepare_reference(bank)
+    kv = pipe.encode_reference(image).kv
     pose = generate_pose(12, draw_params=(size, size, 0, size, 0, size))
+    window = torch.arange(12, device=dev)[None]
     rows = 2 * window_batch
     sample = torch.randn(rows, 4, 12, lat, lat, device=dev, dtype=dt)
     audio = torch.randn(rows, 12, 50, 384, device=dev, dtype=dt)
@@ -54,54 +55,70 @@ def module_timings(pipe: EchoMimicV2Pipeline, size: int, window_batch: int, deco
         ("hands-only rendering (12 frames, CPU)", median_ms(lambda: control_frames(pose, range(12), size, size),
                                                             torch.device("cpu"), repeats)),
         ("PoseEncoder (12 frames)", median_ms(lambda: pipe.condition_encoder(controls), dev, repeats)),
-        ("ReferenceNet (1 pass)", median_ms(lambda: pipe.reference_unet(encode_image(pipe.vae, image, dev, dt)
-                                                                        .to(dt), 0), dev, repeats)),
+        ("pose_control features (1 window: render + encode, cache cold)", median_ms(
+            lambda: pipe.pose_control(pose, size, size).features(window), dev, repeats)),
+        ("encode_reference (VAE + ReferenceNet + K/V, once per avatar)", median_ms(
+            lambda: pipe.encode_reference(image), dev, repeats)),
         (f"denoiser forward ({window_batch} windows x 12 frames, CFG batched)", median_ms(
             lambda: pipe.denoising_unet(sample, 999, audio, cond, kv, flags), dev, repeats)),
         (f"VAE decode ({decode_batch} frames)", median_ms(
-            lambda: sum(1 for _ in decode_frames(pipe.vae, latents, decode_batch, dt)), dev, repeats)),
+            lambda: sum(1 for _ in pipe.decode(latents, decode_batch)), dev, repeats)),
     ]
+
+
+class DenoiseClock:
+    """A progress callback that remembers when the last denoising step was reported."""
+
+    def __init__(self) -> None:
+        self.denoised: float | None = None
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if message.startswith("denoising step"):
+            self.denoised = time.perf_counter()
 
 
 def run_v2(args, argv: list[str] | None) -> None:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    torch.backends.cuda.matmul.allow_tf32 = True
     started = time.perf_counter()
     modules = build(args.geometry, device, dtype)
     modules["condition_encoder"] = _pose_encoder(GEOMETRIES[args.geometry][0][0], device, dtype)
-    pipe = EchoMimicV2Pipeline(**modules, device=device, dtype=dtype, compile=args.compile)
+    engine, pipe, _ = make_engine(EchoMimicV2Engine, modules, "v2", device, dtype, args.compile)
+    check_size(pipe, args.size)
     image = load_image(ROOT / "examples" / "astronaut.png")
-    speech = load_audio(ROOT / "examples" / "speech.wav")
-    seconds = args.frames / 24.0
-    wave = np.tile(speech, int(np.ceil(seconds * SAMPLE_RATE / len(speech))))[: int(seconds * SAMPLE_RATE)]
+    wave = speech_wave(args.frames)
 
     lines = [f"# EchoMimic V2 diffusion benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"- machine: {_machine(device)}",
              f"- command: `python {' '.join(['benchmarks/bench_diffusion.py'] + (argv or sys.argv[1:]))}`",
              f"- geometry: {args.geometry} (UNet channels {GEOMETRIES[args.geometry][0]}), {args.size}x{args.size}, "
-             f"{args.frames} frames at 24 fps, dtype {str(dtype).replace('torch.', '')}, random weights",
-             f"- window_batch {args.window_batch}, decode_batch {args.decode_batch}; photo + audio only "
-             "(MediaPipe alignment, generated hand track)", "",
+             f"{args.frames} frames at {FPS} fps, dtype {str(dtype).replace('torch.', '')}, random weights",
+             f"- EchoMimicV2Engine.animate, window_batch {args.window_batch}, decode_batch {args.decode_batch}"
+             + (", torch.compile" if args.compile else "")
+             + "; photo + audio only (MediaPipe alignment, generated hand track)", "",
              "## Per module (median of %d)" % args.repeats, "", "| module | ms |", "|---|---:|"]
     for name, ms in module_timings(pipe, args.size, args.window_batch, args.decode_batch, args.repeats):
         lines.append(f"| {name} | {ms:.1f} |")
         print(lines[-1], flush=True)
     lines += ["", "## End to end (align, whisper + pose, reference, denoise, decode, MP4)", "",
-              "| steps | cfg | frames | seconds | frames/s | align | denoise | decode |",
+              "avatar: alignment + reference encoding; denoise: whisper, hand track and sampling; "
+              "decode: VAE decode and MP4 writing.", "",
+              "| steps | cfg | frames | seconds | frames/s | avatar | denoise | decode |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
-        for pair in args.configs.split(","):
-            steps, cfg = int(pair.split(":")[0]), float(pair.split(":")[1])
-            settings = EchoMimicV2Settings(width=args.size, height=args.size, steps=steps, guidance_scale=cfg,
-                                           window_batch=args.window_batch, decode_batch=args.decode_batch,
-                                           max_frames=args.frames)
+        for steps, cfg in parse_configs(args.configs):
+            request = AnimateRequest(width=args.size, height=args.size, steps=steps, cfg=cfg, extra={
+                "window_batch": args.window_batch, "decode_batch": args.decode_batch, "max_frames": args.frames})
+            clock = DenoiseClock()
             sync(device)
             start = time.perf_counter()
-            result = pipe(image, wave, Path(tmp) / "v2.mp4", settings)
+            result = engine.animate(image, wave, Path(tmp) / "v2.mp4", request, progress=clock)
             sync(device)
             total = time.perf_counter() - start
-            t = result.timings
+            avatar = result.timings["load"] + result.timings["avatar"]
+            denoised = (clock.denoised - start) if clock.denoised is not None else float("nan")
             lines.append(f"| {steps} | {cfg:g} | {result.frames} | {total:.1f} | {result.frames / total:.3f} "
-                         f"| {t['align']:.1f} | {t['denoise']:.1f} | {t['decode']:.1f} |")
+                         f"| {avatar:.1f} | {denoised - avatar:.1f} | {total - denoised:.1f} |")
             print(lines[-1], flush=True)
     finish_report(lines, device, started, args.markdown)
