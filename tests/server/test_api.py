@@ -288,11 +288,23 @@ def test_diffusion_engines_need_weights_and_run_with_them(tmp_path, small_portra
     weights = save_tiny_official_checkpoint(tmp_path / "w", "audio")
     with make_client(tmp_path / "b", default_engine="lite", weights={"echomimic": weights}) as client:
         assert {e["name"]: e for e in client.get("/v1/engines").json()["engines"]}["echomimic"]["available"]
-        job = submit(client, small_portrait, short_speech, engine="echomimic", steps="1", max_size="128").json()
-        done = wait_for(client, job["id"], timeout=120)
+        fields = dict(engine="echomimic", steps="1", max_size="128", width="64", height="64")
+        job = submit(client, small_portrait, short_speech, **fields).json()
+        done = wait_for(client, job["id"], timeout=180)
         assert done["status"] == "succeeded", done
         assert done["result"]["fps"] == 24 and done["result"]["frames"] >= 1
+        assert done["result"]["avatar_cache"] == "miss"
         assert client.get(done["video_url"]).content[4:8] == b"ftyp"
+        again = wait_for(client, submit(client, small_portrait, short_speech, **fields).json()["id"], timeout=180)
+        assert again["status"] == "succeeded" and again["result"]["avatar_cache"] == "hit", again
+        # a size these weights cannot generate: known once the weights are loaded, so the
+        # job is accepted and fails with the engine's one line (never a 500)
+        r = submit(client, small_portrait, short_speech, **{**fields, "width": "72", "height": "72"})
+        assert r.status_code == 202, r.text
+        bad = wait_for(client, r.json()["id"], timeout=60)
+        assert bad["status"] == "failed", bad
+        assert bad["error"].startswith("width and height must be multiples of") and bad["error"].endswith(
+            "for these weights, got 72x72"), bad["error"]
 
 
 def test_settings_refuse_a_missing_weights_folder(tmp_path):

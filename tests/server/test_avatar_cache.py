@@ -112,3 +112,27 @@ def test_lite_engine_jobs_reuse_the_avatar(tmp_path, small_portrait, short_speec
     with make_client(tmp_path / "off", default_engine="lite", avatar_cache=0) as client:
         job = run_jobs(client, small_portrait, short_speech, 1)[0]
         assert client.get(job["video_url"]).content == videos[0]  # the same as without the cache
+
+
+def test_upload_face_check_is_remembered(tmp_path, fake_engine, small_portrait, short_speech, monkeypatch):
+    import genhuman.face
+    from PIL import Image
+
+    real, calls = genhuman.face.face_landmarks, []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(genhuman.face, "face_landmarks", counting)
+    copy = tmp_path / "same-pixels.bmp"
+    Image.open(small_portrait).save(copy)
+    with make_client(tmp_path, workers=False) as client:
+        assert [submit(client, p, short_speech).status_code for p in (small_portrait, small_portrait, copy)] == [202] * 3
+        assert len(calls) == 1  # the same bytes, then the same pixels: detected once
+        assert submit(client, small_portrait, short_speech, face_index="1").status_code == 400  # one face only
+        assert len(calls) == 2
+    calls.clear()
+    with make_client(tmp_path / "off", workers=False, avatar_cache=0) as client:
+        assert [submit(client, small_portrait, short_speech).status_code for _ in range(2)] == [202] * 2
+        assert len(calls) == 2

@@ -12,6 +12,7 @@ API returns as JSON; messages never show server paths.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from dataclasses import fields
 from pathlib import Path
@@ -97,22 +98,32 @@ def hide_path(exc: InputError, path: Path, what: str) -> InputError:
 def check_image(path: Path, face_index: int = 0, passed: Optional[LRU] = None) -> tuple[int, int]:
     """Decode the uploaded portrait and find the face to animate, so that a photo
     without one is refused at upload rather than failing in the queue. ``passed``
-    remembers portraits (by content hash) whose face was found, so that the same portrait
-    sent again skips face detection. Returns (width, height)."""
+    remembers portraits whose face was found (by the upload's bytes and by the decoded
+    pixels' :func:`~genhuman.engines.avatar.image_digest`), so that the same portrait sent
+    again skips face detection (and, byte for byte the same, the decoding).
+    Returns (width, height)."""
     from genhuman.engines.avatar import image_digest
     from genhuman.face import face_landmarks
     from genhuman.media import load_image
 
+    remember = passed is not None and passed.capacity > 0
+    if remember:
+        file_key = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), face_index)
+        size = passed.get(file_key)
+        if size is not None:
+            return size
     try:
         image = load_image(path)
-        key = (image_digest(image), face_index) if passed is not None and passed.capacity else None
-        if key is None or passed.get(key) is None:
+        size = (image.shape[1], image.shape[0])
+        pixels_key = ("pixels", image_digest(image), face_index)
+        if not remember or passed.get(pixels_key) is None:
             face_landmarks(image, face_index, name="the uploaded image")
-            if key is not None:
-                passed.put(key, True)
     except InputError as exc:
         raise hide_path(exc, path, "the uploaded image") from None
-    return image.shape[1], image.shape[0]
+    if remember:
+        passed.put(file_key, size)
+        passed.put(pixels_key, size)
+    return size
 
 
 def check_audio(path: Path, max_seconds: float) -> float:

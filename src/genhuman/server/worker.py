@@ -9,6 +9,7 @@ tells the worker whether the client asked to cancel.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import threading
@@ -19,7 +20,7 @@ from typing import Any, Optional, Union
 from genhuman.engines.avatar import Avatar, image_digest
 from genhuman.engines.base import AnimateRequest, EngineOptions
 from genhuman.errors import Cancelled, InputError
-from genhuman.server.avatars import AvatarCache, avatar_key
+from genhuman.server.avatars import LRU, AvatarCache, avatar_key
 from genhuman.server.db import CANCELLED, FAILED, SUCCEEDED, Job
 from genhuman.server.jobs import JobStore
 from genhuman.server.storage import Storage
@@ -54,6 +55,7 @@ class Worker(threading.Thread):
         self.weights = weights or {}
         self.engines: dict[tuple[str, bool], Any] = {}
         self.avatars = AvatarCache(avatar_cache)
+        self.digests: LRU[str] = LRU(avatar_cache * 4)  # upload bytes' sha256 -> image_digest
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -90,17 +92,25 @@ class Worker(threading.Thread):
             return path, None
         from genhuman.media import load_image
 
-        try:
-            picture = load_image(path)
-        except InputError as exc:
-            raise hide_path(exc, path, "the uploaded image") from None
+        # The key hashes the decoded portrait; the same upload bytes seen before skip the decode.
+        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest, picture = self.digests.get(file_hash), None
+        if digest is None:
+            try:
+                picture = load_image(path)
+            except InputError as exc:
+                raise hide_path(exc, path, "the uploaded image") from None
+            digest = image_digest(picture)
+            self.digests.put(file_hash, digest)
         checked = engine.validate(request)  # the engine's defaults: an unset size = the default size
         weights = self.weights.get(job.engine)
-        key = avatar_key(getattr(engine, "name", job.engine), image_digest(picture), checked,
+        key = avatar_key(getattr(engine, "name", job.engine), digest, checked,
                          accelerated=accelerated, weights=str(weights) if weights else None)
         avatar = self.avatars.get(key)
         if avatar is not None:
             return avatar, True
+        if picture is None:
+            picture = load_image(path)
         kwargs: dict[str, Any] = {}
         if "request" in inspect.signature(engine.prepare_avatar).parameters:
             kwargs["request"] = request  # diffusion engines take the generation size from it
