@@ -92,12 +92,16 @@ def convert_openai_whisper(
 
     Only the encoder is kept; the decoder's tensors are dropped.
     """
-    if not isinstance(checkpoint, Mapping):
+    loaded: Mapping[str, Any]
+    if isinstance(checkpoint, Mapping):
+        loaded = checkpoint
+    else:
         path = Path(checkpoint)
         if not path.is_file():
             raise InputError(f"whisper checkpoint not found: {str(path)!r}")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "dims" not in checkpoint or "model_state_dict" not in checkpoint:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = loaded
+    if not isinstance(checkpoint, Mapping) or "dims" not in checkpoint or "model_state_dict" not in checkpoint:
         raise InputError("not an OpenAI whisper checkpoint (expected 'dims' and 'model_state_dict')")
     config = whisper_config_from_dims(checkpoint["dims"])
     state = {

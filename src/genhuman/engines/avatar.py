@@ -60,9 +60,10 @@ class Avatar:
             raise InputError(f"{str(directory)!r} is not a saved avatar (no {META_FILE} / {TENSORS_FILE})") from None
         except (OSError, ValueError, json.JSONDecodeError) as exc:
             raise InputError(f"avatar in {str(directory)!r} is corrupt ({type(exc).__name__})") from None
-        if not isinstance(header, dict) or header.get("format") != AVATAR_FORMAT:
-            raise InputError(f"avatar in {str(directory)!r} has format {header.get('format') if isinstance(header, dict) else '?'}; "
-                             f"this GenHuman reads format {AVATAR_FORMAT}: prepare it again")
+        found = header.get("format") if isinstance(header, dict) else None
+        if found != AVATAR_FORMAT:
+            raise InputError(f"avatar in {str(directory)!r} has format {found}; this GenHuman reads "
+                             f"format {AVATAR_FORMAT}: prepare it again")
         return cls(engine=str(header["engine"]), weights_id=str(header["weights_id"]), arrays=dict(arrays),
                    meta=dict(header.get("meta") or {}))
 

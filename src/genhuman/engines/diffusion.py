@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -49,6 +49,32 @@ def resolve_device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device cuda requested but no CUDA GPU is available")
     return device
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated request with every default resolved: what the family hooks read."""
+
+    fps: int
+    seed: int
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    face_index: int
+    max_size: Optional[int]
+    pose: Optional[Path]
+    paste_back: bool
+    schedule: str
+    extra: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, request: AnimateRequest) -> "Settings":
+        values = {f: getattr(request, f) for f in cls.__dataclass_fields__}
+        unresolved = [f for f in ("fps", "seed", "steps", "cfg", "width", "height") if values[f] is None]
+        if unresolved:
+            raise ValueError(f"request not validated: {unresolved} unset")
+        return cls(**values)
 
 
 @dataclass
@@ -183,21 +209,22 @@ class DiffusionEngine:
         reference net's projected keys/values: everything that depends only on the portrait."""
         from genhuman.media import load_image, resize_max
 
-        request = self.validate(request or AnimateRequest(face_index=face_index, max_size=max_size))
-        loaded = self.load(request)
-        portrait = resize_max(load_image(image), max_size if max_size is not None else request.max_size)
-        framed, arrays, meta = self.frame_reference(portrait, request, face_index)
+        validated = self.validate(request or AnimateRequest(face_index=face_index, max_size=max_size))
+        loaded = self.load(validated)
+        settings = Settings.of(validated)
+        portrait = resize_max(load_image(image), max_size if max_size is not None else settings.max_size)
+        framed, arrays, meta = self.frame_reference(portrait, settings, face_index)
         reference = loaded.pipeline.encode_reference(framed)
         arrays["reference_latent"] = reference.latent.cpu().numpy()
         for block, (k, v) in reference.kv.blocks.items():
             arrays[f"kv.{block}.k"] = k.float().cpu().numpy()
             arrays[f"kv.{block}.v"] = v.float().cpu().numpy()
-        meta.update(width=request.width, height=request.height, variant=loaded.variant.name)
+        meta.update(width=settings.width, height=settings.height, variant=loaded.variant.name)
         avatar = Avatar(self.name, loaded.weights_id, arrays, meta)
         avatar.cache["reference"] = reference
         return avatar
 
-    def frame_reference(self, portrait: np.ndarray, request: AnimateRequest, face_index: int,
+    def frame_reference(self, portrait: np.ndarray, request: Settings, face_index: int,
                         ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
         """(reference image at the generation size, avatar arrays, avatar metadata)."""
         raise NotImplementedError
@@ -214,7 +241,7 @@ class DiffusionEngine:
             avatar.cache["reference"] = Reference(latent, ReferenceKV(blocks))
         return avatar.cache["reference"]
 
-    def _checked_avatar(self, avatar: Avatar, request: AnimateRequest, loaded: Loaded) -> None:
+    def _checked_avatar(self, avatar: Avatar, request: Settings, loaded: Loaded) -> None:
         avatar.check(self.name, loaded.weights_id)
         size = (avatar.meta.get("width"), avatar.meta.get("height"))
         if size != (request.width, request.height):
@@ -222,12 +249,12 @@ class DiffusionEngine:
                              f"{request.width}x{request.height}; prepare it again at that size")
 
     # ------------------------------------------------------------------ generation
-    def control(self, avatar: Avatar, request: AnimateRequest, loaded: Loaded, num_frames: Optional[int],
+    def control(self, avatar: Avatar, request: Settings, loaded: Loaded, num_frames: Optional[int],
                 wave: Optional[np.ndarray], progress: Optional[ProgressFn], should_cancel: Optional[CancelFn]):
         """The family's control for ``num_frames`` frames (None: unknown yet, streaming)."""
         raise NotImplementedError
 
-    def finish_frame(self, avatar: Avatar, request: AnimateRequest, frame: np.ndarray) -> np.ndarray:
+    def finish_frame(self, avatar: Avatar, request: Settings, frame: np.ndarray) -> np.ndarray:
         """Post-processing of a decoded frame (V1: paste-back)."""
         return frame
 
@@ -237,17 +264,18 @@ class DiffusionEngine:
     def stream(self, avatar: Avatar, audio_chunks: AudioChunks, request: AnimateRequest,
                progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
                ) -> Iterator[Frame]:
-        request = self.validate(request)
-        loaded = self.load(request)
-        self._checked_avatar(avatar, request, loaded)
-        if request.schedule == "streaming":
-            yield from self._stream_windows(avatar, audio_chunks, request, loaded, should_cancel)
+        validated = self.validate(request)
+        loaded = self.load(validated)
+        settings = Settings.of(validated)
+        self._checked_avatar(avatar, settings, loaded)
+        if settings.schedule == "streaming":
+            yield from self._stream_windows(avatar, audio_chunks, settings, loaded, should_cancel)
         else:
-            yield from self._stream_official(avatar, audio_chunks, request, loaded, progress, should_cancel)
+            yield from self._stream_official(avatar, audio_chunks, settings, loaded, progress, should_cancel)
 
-    def _stream_official(self, avatar, chunks, request, loaded, progress, should_cancel) -> Iterator[Frame]:
-        from genhuman.audio_features.whisper import official_frame_count, frame_tokens, whisper_features
-        from genhuman.media import SAMPLE_RATE
+    def _stream_official(self, avatar: Avatar, chunks: AudioChunks, request: Settings, loaded: Loaded,
+                         progress: Optional[ProgressFn], should_cancel: Optional[CancelFn]) -> Iterator[Frame]:
+        from genhuman.audio_features.whisper import frame_tokens, official_frame_count, whisper_features
 
         parts = [np.asarray(c, dtype=np.float32).ravel() for c in chunks]
         wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -271,7 +299,8 @@ class DiffusionEngine:
             yield Frame(i, self.finish_frame(avatar, request, frame), float(request.fps))
         del out
 
-    def _stream_windows(self, avatar, chunks, request, loaded, should_cancel) -> Iterator[Frame]:
+    def _stream_windows(self, avatar: Avatar, chunks: AudioChunks, request: Settings, loaded: Loaded,
+                        should_cancel: Optional[CancelFn]) -> Iterator[Frame]:
         from genhuman.audio_features.streaming import WhisperTokenStream
 
         schedule = self.window_schedule(loaded.variant)
@@ -289,7 +318,7 @@ class DiffusionEngine:
                 break
             yield Frame(i, self.finish_frame(avatar, request, frame), float(request.fps))
 
-    def frame_counts(self, official: int, wave: np.ndarray, request: AnimateRequest) -> tuple[int, int]:
+    def frame_counts(self, official: int, wave: np.ndarray, request: Settings) -> tuple[int, int]:
         """(frames generated, frames written) in the official schedule."""
         raise NotImplementedError
 
@@ -306,6 +335,7 @@ class DiffusionEngine:
         started = time.perf_counter()
         output = check_output(output)
         request = self.validate(request)
+        fps = Settings.of(request).fps
         wave = load_audio(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
         check_speech(wave)
         timings: dict[str, float] = {"load": time.perf_counter() - started}
@@ -315,11 +345,11 @@ class DiffusionEngine:
         timings["avatar"] = time.perf_counter() - started - timings["load"]
         from genhuman.media import SAMPLE_RATE
 
-        expected = max(1, round(len(wave) / SAMPLE_RATE * request.fps))
+        expected = max(1, round(len(wave) / SAMPLE_RATE * fps))
         streaming = request.schedule == "streaming"  # progress: frames written, else the denoising steps
         frames = self.stream(avatar, audio_chunks(wave), request, None if streaming else Stage(progress, 0.02, 0.92),
                              should_cancel)
-        return write_video(frames, output, request.fps, wave, expected,
+        return write_video(frames, output, fps, wave, expected,
                            Stage(progress, 0.02 if streaming else 0.92, 1.0), should_cancel, timings, started)
 
 

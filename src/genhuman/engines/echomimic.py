@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from genhuman.engines.avatar import Avatar
-from genhuman.engines.diffusion import TUNING, DiffusionEngine, Loaded
+from genhuman.engines.diffusion import TUNING, DiffusionEngine, Loaded, Settings
 from genhuman.errors import InputError
 from genhuman.media import SAMPLE_RATE
 from genhuman.pipelines import EchoMimicPipeline
@@ -76,12 +76,12 @@ class EchoMimicEngine(DiffusionEngine):
     def clamp_noise(self, variant) -> Optional[float]:
         return None if variant.condition_channels == 3 else 1.5  # neither official pose pipeline clamps
 
-    def frame_counts(self, official: int, wave: np.ndarray, request: AnimateRequest) -> tuple[int, int]:
+    def frame_counts(self, official: int, wave: np.ndarray, request: Settings) -> tuple[int, int]:
         # Generate the official frame count (about duration x fps + 2) so the noise and the
         # wrap-around windows are the official ones; write only the frames the speech covers.
         return official, min(official, max(1, round(len(wave) / SAMPLE_RATE * request.fps)))
 
-    def frame_reference(self, portrait: np.ndarray, request: AnimateRequest, face_index: int,
+    def frame_reference(self, portrait: np.ndarray, request: Settings, face_index: int,
                         ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
         from genhuman.face import face_landmarks
 
@@ -100,7 +100,7 @@ class EchoMimicEngine(DiffusionEngine):
         box, mask_box = (tuple(int(v) for v in avatar.arrays[k]) for k in ("crop_box", "mask_box"))
         return FaceCrop(box, mask_box)  # type: ignore[arg-type]
 
-    def control(self, avatar: Avatar, request: AnimateRequest, loaded: Loaded, num_frames: Optional[int],
+    def control(self, avatar: Avatar, request: Settings, loaded: Loaded, num_frames: Optional[int],
                 wave: Optional[np.ndarray], progress: Optional[ProgressFn], should_cancel: Optional[CancelFn]):
         pipeline = loaded.pipeline
         assert isinstance(pipeline, EchoMimicPipeline)
@@ -109,7 +109,7 @@ class EchoMimicEngine(DiffusionEngine):
         return pipeline.landmark_control(self._landmarks(Path(request.pose), avatar, request, num_frames),
                                          request.width)
 
-    def _landmarks(self, pose: Path, avatar: Avatar, request: AnimateRequest, num_frames: Optional[int]) -> np.ndarray:
+    def _landmarks(self, pose: Path, avatar: Avatar, request: Settings, num_frames: Optional[int]) -> np.ndarray:
         """A pose folder (official: landmarks in the 512 crop) or a driving video."""
         from genhuman.pipelines.landmarks import landmarks_from_video, load_landmark_folder
 
@@ -120,7 +120,7 @@ class EchoMimicEngine(DiffusionEngine):
             return landmarks_from_video(pose, avatar.arrays["landmarks"], frames)
         raise InputError(f"pose input not found: {str(pose)!r}")
 
-    def finish_frame(self, avatar: Avatar, request: AnimateRequest, frame: np.ndarray) -> np.ndarray:
+    def finish_frame(self, avatar: Avatar, request: Settings, frame: np.ndarray) -> np.ndarray:
         if not request.paste_back:
             return frame
         if "portrait" not in avatar.arrays:

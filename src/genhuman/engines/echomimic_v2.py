@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from genhuman.engines.avatar import Avatar
-from genhuman.engines.diffusion import TUNING, DiffusionEngine, Loaded
+from genhuman.engines.diffusion import TUNING, DiffusionEngine, Loaded, Settings
 from genhuman.errors import InputError
 from genhuman.media import SAMPLE_RATE
 from genhuman.pipelines import EchoMimicV2Pipeline
@@ -60,12 +60,12 @@ class EchoMimicV2Engine(DiffusionEngine):
         if variant.condition_channels != 3:
             raise InputError("these weights have no 3-channel pose encoder; they are not EchoMimic V2 weights")
 
-    def frame_counts(self, official: int, wave: np.ndarray, request: AnimateRequest) -> tuple[int, int]:
+    def frame_counts(self, official: int, wave: np.ndarray, request: Settings) -> tuple[int, int]:
         # official infer.py: L = min(L, int(audio duration x fps), ...), truncated
         frames = min(official, max(1, int(len(wave) / SAMPLE_RATE * request.fps)))
         return frames, frames
 
-    def frame_reference(self, portrait: np.ndarray, request: AnimateRequest, face_index: int,
+    def frame_reference(self, portrait: np.ndarray, request: Settings, face_index: int,
                         ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
         from genhuman.pose.align import align_reference
 
@@ -83,10 +83,11 @@ class EchoMimicV2Engine(DiffusionEngine):
     def reference_pose(avatar: Avatar) -> Optional[PoseSequence]:
         if "pose.body" not in avatar.arrays:
             return None
-        return PoseSequence(**{name: avatar.arrays[f"pose.{name}"] for name in _POSE_FIELDS},
-                            fps=avatar.meta["pose_fps"], draw_params=tuple(avatar.meta["pose_draw_params"]))
+        body, body_score, hands, hands_score, face, face_score = (avatar.arrays[f"pose.{n}"] for n in _POSE_FIELDS)
+        return PoseSequence(body, body_score, hands, hands_score, face, face_score, fps=avatar.meta["pose_fps"],
+                            draw_params=tuple(avatar.meta["pose_draw_params"]))
 
-    def control(self, avatar: Avatar, request: AnimateRequest, loaded: Loaded, num_frames: Optional[int],
+    def control(self, avatar: Avatar, request: Settings, loaded: Loaded, num_frames: Optional[int],
                 wave: Optional[np.ndarray], progress: Optional[ProgressFn], should_cancel: Optional[CancelFn]):
         pipeline = loaded.pipeline
         assert isinstance(pipeline, EchoMimicV2Pipeline)
@@ -101,7 +102,7 @@ class EchoMimicV2Engine(DiffusionEngine):
 
     @staticmethod
     def pose_track(pose: Optional[PoseSequence], reference_pose: Optional[PoseSequence], wave: Optional[np.ndarray],
-                   num_frames: Optional[int], request: AnimateRequest) -> PoseSequence:
+                   num_frames: Optional[int], request: Settings) -> PoseSequence:
         """The hand track drawn in the (height, width) canvas: ``num_frames`` long, or a
         track the control ping-pongs (``num_frames`` None: streaming)."""
         from genhuman.pose.align import retarget

@@ -52,7 +52,8 @@ class FaceCrop:
     @classmethod
     def official(cls, face_box: Box, width: int, height: int, crop_dilation: float = 0.5,
                  mask_dilation: float = 0.1) -> "FaceCrop":
-        rounded = tuple(int(v) for v in np.round(np.asarray(face_box, np.float64)))
+        x0, y0, x1, y1 = (int(v) for v in np.round(np.asarray(face_box, np.float64)))
+        rounded = (x0, y0, x1, y1)
         mx0, my0, mx1, my1 = dilate(rounded, mask_dilation)
         mask_box = (max(0, mx0), max(0, my0), mx1, my1)
         return cls(square_inside(dilate(rounded, crop_dilation), width, height), mask_box)
@@ -76,7 +77,7 @@ class FaceCrop:
 
     def to_crop_pixels(self, points: np.ndarray, size: int) -> np.ndarray:
         """Portrait pixel coordinates -> pixel coordinates in the resized crop."""
-        return (points - np.array(self.box[:2], np.float32)) * (size / self.side)
+        return np.asarray((points - np.array(self.box[:2], np.float32)) * (size / self.side))
 
     def paste_weights(self, feather: float = 0.08) -> np.ndarray:
         """(side, side, 1) blend weights: 1 inside, a smooth ramp over ``feather`` x side at the edges."""

@@ -124,7 +124,8 @@ def landmarks_from_video(path: Path, reference: np.ndarray, max_frames: int) -> 
     from genhuman.media import iter_video_frames
 
     stable = list(lm.STABLE)
-    tracked, transform = [], None
+    tracked: list[np.ndarray] = []
+    transform = None
     with FaceTracker() as tracker:  # tracking mode: steadier and faster than per-frame detection
         for frame in iter_video_frames(path):
             if len(tracked) >= max_frames:

@@ -30,7 +30,7 @@ def denoise_anchored(latents: torch.Tensor, scheduler: DDIMScheduler, predict: P
     scheduler.set_timesteps(steps, device=latents.device)
     latents = latents.float() * scheduler.init_noise_sigma
     k = 0 if anchor is None else anchor.shape[2]
-    if k:
+    if anchor is not None:
         latents[:, :, :k] = anchor[0]
     trail = [latents[0, :, -keep:].clone()] if keep else []
     frames = torch.arange(latents.shape[2], device=latents.device)[None]
@@ -44,7 +44,7 @@ def denoise_anchored(latents: torch.Tensor, scheduler: DDIMScheduler, predict: P
         if guided:
             out = apply_guidance(out[:1], out[1:], guidance_scale)
         latents = scheduler.step(out, t, latents).prev_sample
-        if k:
+        if anchor is not None:
             latents[:, :, :k] = anchor[i + 1]
         if keep:
             trail.append(latents[0, :, -keep:].clone())
