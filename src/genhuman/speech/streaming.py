@@ -275,8 +275,11 @@ class _Rows:
         self.data[used:used + len(rows)] = rows
         self.stop += len(rows)
 
-    def take(self, index: np.ndarray) -> np.ndarray:
-        return self.data[np.asarray(index) - self.start]
+    def take(self, index) -> np.ndarray:
+        index = np.asarray(index)
+        if index.size and (index.min() < self.start or index.max() >= self.stop):
+            raise IndexError(f"rows {index.min()}..{index.max()} outside {self.start}..{self.stop - 1}")
+        return self.data[index - self.start]
 
     def drop_before(self, index: int) -> None:
         index = min(index, self.stop)
