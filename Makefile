@@ -5,13 +5,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test test-fast test-browser browser bench clean
+.PHONY: demo test test-fast test-browser browser lint bench clean
 
-$(STAMP): requirements.txt pyproject.toml
+# Everything (all engines, the server, tests, ruff, mypy) at the exact versions in
+# constraints.txt. A .venv made before mediapipe's own opencv-contrib-python replaced
+# opencv-python-headless has both wheels writing cv2/: both go, and one comes back.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt
-	$(PIP) --no-deps mediapipe==0.10.21
-	$(PIP) --no-deps -e .
+	@if $(PY) -m pip show -q opencv-python-headless >/dev/null 2>&1; then \
+	    $(PY) -m pip uninstall -q -y opencv-python-headless opencv-contrib-python; fi
+	$(PIP) -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: $(STAMP)
@@ -19,11 +22,16 @@ demo: $(STAMP)
 	    --text-file examples/speech.txt -o out/demo.mp4
 	$(VENV)/bin/genhuman eval lipsync out/demo.mp4
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
+
+# ruff and mypy, configured in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 
 # --- server engineer: headless Chromium (Debian packages) for the browser test ---
 browser:
@@ -37,4 +45,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_lite.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

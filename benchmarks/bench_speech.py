@@ -63,7 +63,7 @@ def main() -> None:
     rows = []
     for label, kwargs in [("aligned (text)", {"text": text}), ("recognized (no text)", {}),
                           ("acoustic", {"mode": "acoustic"})]:
-        seconds, cpu, track = timed(lambda: mouth_track(wave, FPS, **kwargs))
+        seconds, cpu, track = timed(lambda kwargs=kwargs: mouth_track(wave, FPS, **kwargs))
         r_lin = np.corrcoef(track.opening, frame_rms(wave, track.n_frames))[0, 1]
         stats = lipsync_stats(track.opening, loudness_track(wave, FPS, track.n_frames), FPS)
         rows.append(f"| {label} | {track.source} | {seconds:.2f} s | {cpu:.2f} s | {r_lin:.3f} "

@@ -14,6 +14,22 @@ EXAMPLES = ROOT / "examples"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_configure(config):
+    """CI's thread matrix (.ci/run): GENHUMAN_TORCH_THREADS=N runs torch with exactly N
+    intra-op threads, also above the core count (torch caps OMP_NUM_THREADS at the cores)."""
+    threads = os.environ.get("GENHUMAN_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+        assert torch.get_num_threads() == int(threads)
+
+
+def pytest_report_header(config):
+    threads = os.environ.get("GENHUMAN_TORCH_THREADS")
+    return [f"torch threads: {threads}"] if threads else []
+
+
 @pytest.fixture(scope="session")
 def portrait_path() -> Path:
     return EXAMPLES / "astronaut.png"

@@ -164,8 +164,16 @@ def load_echomimic(directory: str | Path, variant: str | None = None,
     return EchoMimicComponents(
         vae=AutoencoderKL.from_pretrained(root / VAE_DIR, torch_dtype=dtype, low_cpu_mem_usage=False).eval(),
         reference_unet=reference_unet, denoising_unet=denoising_unet, condition_encoder=condition_encoder,
-        audio_encoder=_whisper_from_openai(whisper_file(root)),
+        audio_encoder=_whisper_from_openai(_checked_whisper_file(root)),
         variant=chosen, layout="official", source=root)
+
+
+def _checked_whisper_file(root: Path) -> Path:
+    """The official whisper file; check_official has already refused a folder without one."""
+    path = whisper_file(root)
+    if path is None:
+        raise MissingWeightsError(f"no whisper file in {str(root)!r}")
+    return path
 
 
 def convert_echomimic(source: str | Path, destination: str | Path, variant: str = "audio",
@@ -201,7 +209,7 @@ def convert_echomimic(source: str | Path, destination: str | Path, variant: str 
         report(progress, 0.85, "converting whisper")
         from genhuman.audio_features.whisper import convert_openai_whisper
 
-        whisper_config, whisper_state = convert_openai_whisper(whisper_file(root))
+        whisper_config, whisper_state = convert_openai_whisper(_checked_whisper_file(root))
         whisper_config.save_pretrained(work / "whisper")
         save_state_dict(whisper_state, work / "whisper" / WEIGHTS_NAME)
         manifest = {"format": "genhuman-echomimic", "format_version": 1, "family": chosen.family,

@@ -16,8 +16,8 @@ LOUDNESS_FLOOR_DB = -100.0  # digital silence is clipped here so log(0) never ap
 def mouth_opening(landmarks: np.ndarray) -> float:
     """Inner-lip gap (13-14) over the outer-eye-corner distance (33-263): speech never
     changes the latter, so the ratio is independent of image size and head distance."""
-    gap = np.linalg.norm(landmarks[idx.UPPER_LIP_INNER] - landmarks[idx.LOWER_LIP_INNER])
-    eyes = np.linalg.norm(landmarks[idx.RIGHT_EYE_CORNERS[0]] - landmarks[idx.LEFT_EYE_CORNERS[0]])
+    gap = float(np.linalg.norm(landmarks[idx.UPPER_LIP_INNER] - landmarks[idx.LOWER_LIP_INNER]))
+    eyes = float(np.linalg.norm(landmarks[idx.RIGHT_EYE_CORNERS[0]] - landmarks[idx.LEFT_EYE_CORNERS[0]]))
     return float(gap / max(eyes, 1e-6))
 
 

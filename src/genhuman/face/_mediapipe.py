@@ -49,7 +49,7 @@ def quiet_stderr() -> Iterator[None]:
     finally:
         with _stderr_lock:
             _quiet_depth -= 1
-            if _quiet_depth == 0:
+            if _quiet_depth == 0 and _saved_stderr is not None:
                 os.dup2(_saved_stderr, 2)
                 os.close(_saved_stderr)
                 _saved_stderr = None

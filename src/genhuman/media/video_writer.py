@@ -18,12 +18,13 @@ import os
 import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import av
 import numpy as np
 
 from genhuman.errors import InputError
+from genhuman.media.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: float, width: Optional[int] = None,
                  height: Optional[int] = None, audio: Optional[np.ndarray] = None,
-                 sample_rate: int = 16000, crf: int = 18, preset: str = "veryfast"):
+                 sample_rate: int = SAMPLE_RATE, crf: int = 18, preset: str = "veryfast"):
         if not 0 < fps <= 240:  # also rejects NaN
             raise InputError(f"fps must be between 0 and 240, got {fps}")
         self.path = Path(path)
@@ -62,9 +63,10 @@ class VideoWriter:
         self.sample_rate = int(sample_rate)
         self.crf, self.preset = crf, preset
         self.frames = 0
-        self._container = None
-        self._video = None
-        self._audio_stream = None
+        # PyAV's container and streams; Any: its stubs type add_stream's result loosely.
+        self._container: Any = None
+        self._video: Any = None
+        self._audio_stream: Any = None
         self._tmp: Optional[Path] = None
 
     # -- context manager -------------------------------------------------------------
@@ -143,6 +145,7 @@ class VideoWriter:
                 self._mux_audio()
             self._container.close()
             self._container = None
+            assert self._tmp is not None  # set by open() together with the container
             os.replace(self._tmp, self.path)
             self._tmp = None
         except BaseException:
@@ -162,6 +165,8 @@ class VideoWriter:
             self._tmp = None
 
     def _mux_audio(self) -> None:
+        if self.audio is None:
+            return
         needed = round(self.frames / self.fps * self.sample_rate)
         wave = self.audio[:needed]
         if wave.size < needed:

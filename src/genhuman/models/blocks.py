@@ -91,7 +91,9 @@ class MidBlock(_Layers):
         self.motion_modules = nn.ModuleList([spec.motion_module(channels)]) if motion else None
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        x = self.attentions[0](self.resnets[0](x, temb), ctx)
+        attentions = self.attentions
+        assert attentions is not None  # always built here (optional in _Layers only)
+        x = attentions[0](self.resnets[0](x, temb), ctx)
         if self.motion_modules is not None:
             x = self.motion_modules[0](x, ctx.frames)
         return self.resnets[1](x, temb)

@@ -45,7 +45,7 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: st
 
 
 class PretrainedMixin:
-    config_class: type
+    config_class: Any  # a config dataclass with from_dict/to_dict
     config: Any
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
@@ -72,7 +72,7 @@ class PretrainedMixin:
         """Build on the meta device and adopt the given tensors (no second copy in memory)."""
         with torch.device("meta"):
             model = cls(config)  # type: ignore[call-arg]
-        load_strict(model, state, what)  # type: ignore[arg-type]
+        load_strict(model, state, what)
         if dtype is not None:
             model.to(dtype)  # type: ignore[attr-defined]
         return model.eval()  # type: ignore[attr-defined]

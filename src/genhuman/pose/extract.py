@@ -66,7 +66,8 @@ def body_to_openpose(body33: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points, scores
 
 
-def assign_hands(hands: Iterable[tuple[np.ndarray, float]], body: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def assign_hands(hands: Iterable[tuple[np.ndarray, float]],
+                 body: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Put detected hands in DWPose slots (0 = left, 1 = right) by distance to the body's
     wrists; without a body, by image side (the left hand of a person facing the camera is
     on the image's right). Returns points (2, 21, 2) and scores (2, 21)."""
