@@ -93,7 +93,10 @@ class Worker(threading.Thread):
         from genhuman.media import load_image
 
         # The key hashes the decoded portrait; the same upload bytes seen before skip the decode.
-        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+        try:
+            file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            raise InputError("the uploaded image is no longer on the server; submit the job again") from None
         digest, picture = self.digests.get(file_hash), None
         if digest is None:
             try:
