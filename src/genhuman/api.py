@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional, Union
 
@@ -10,8 +9,6 @@ from genhuman.engines import load_engine
 from genhuman.engines.base import AnimateResult, AudioInput, ImageInput
 from genhuman.request import AnimateRequest, EngineOptions
 from genhuman.progress import CancelFn, ProgressFn
-
-log = logging.getLogger(__name__)
 
 
 def animate(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from genhuman.errors import InputError
+from genhuman.media import SAMPLE_RATE
 from genhuman.pose.format import DEFAULT_FPS, FACE_POINTS, PoseSequence
 
 # A neutral half-body in the aligned crop (neck centred, head in the upper third), close to
@@ -54,7 +55,7 @@ def hand_shape(length: float, pointing: float, mirror: bool) -> np.ndarray:
 
 def loudness_envelope(wave_16k: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
     """RMS per video frame, normalised to [0, 1] (0 for silence)."""
-    hop = 16000 / fps
+    hop = SAMPLE_RATE / fps
     env = np.zeros(n_frames)
     for i in range(n_frames):
         chunk = wave_16k[int(i * hop):int((i + 1) * hop)]

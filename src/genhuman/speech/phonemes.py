@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genhuman.media import SAMPLE_RATE
 from genhuman.speech.g2p import word_to_arpabet
 from genhuman.speech.visemes import SILENCE
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 FRAME_S = 0.01  # pocketsphinx frame shift
 # Silence added around the audio: speech that starts or ends right at the edge of the
 # clip (typical of TTS) otherwise leaves no room for the aligner's boundary silences.
