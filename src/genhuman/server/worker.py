@@ -82,13 +82,15 @@ class Worker(threading.Thread):
             self.engines[key] = load_engine(name, options)
         return self.engines[key]
 
-    def avatar(self, engine: Any, job: Job, request: AnimateRequest, accelerated: bool,
-               ) -> tuple[Union[Path, Avatar], Optional[bool]]:
+    def avatar(self, engine: Any, job: Job, request: AnimateRequest, checked: Optional[AnimateRequest],
+               accelerated: bool) -> tuple[Union[Path, Avatar], Optional[bool]]:
         """What to animate: a prepared avatar (from the cache, or prepared now and kept), or
         the portrait's path when the cache is off or the engine cannot prepare avatars.
-        Returns (it, whether it was a cache hit; None when the cache was not used)."""
+        ``checked`` is ``engine.validate(request)`` (its defaults filled in: an unset size is
+        the default size). Returns (it, whether it was a cache hit; None when the cache was
+        not used)."""
         path = self.storage.upload_path(job.image_file)
-        if self.avatars.capacity == 0 or not (hasattr(engine, "prepare_avatar") and hasattr(engine, "validate")):
+        if self.avatars.capacity == 0 or checked is None or not hasattr(engine, "prepare_avatar"):
             return path, None
         from genhuman.media import load_image
 
@@ -105,7 +107,6 @@ class Worker(threading.Thread):
                 raise hide_path(exc, path, "the uploaded image") from None
             digest = image_digest(picture)
             self.digests.put(file_hash, digest)
-        checked = engine.validate(request)  # the engine's defaults: an unset size = the default size
         weights = self.weights.get(job.engine)
         key = avatar_key(getattr(engine, "name", job.engine), digest, checked,
                          accelerated=accelerated, weights=str(weights) if weights else None)
@@ -145,8 +146,11 @@ class Worker(threading.Thread):
                 raise Cancelled("cancelled")
             request, accelerated = request_from_job(job.options or {}, job.text)
             engine = self.engine(job.engine, accelerated)
+            # the engine's own refusals (e.g. a size these weights cannot generate) end the job
+            # here with one line; for the diffusion engines this loads the weights (once)
+            checked = engine.validate(request) if hasattr(engine, "validate") else None
             loaded = time.perf_counter()
-            source, cache_hit = self.avatar(engine, job, request, accelerated)
+            source, cache_hit = self.avatar(engine, job, request, checked, accelerated)
             prepared = time.perf_counter()
             if should_cancel():
                 raise Cancelled("cancelled")
