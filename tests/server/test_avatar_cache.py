@@ -136,3 +136,48 @@ def test_upload_face_check_is_remembered(tmp_path, fake_engine, small_portrait, 
     with make_client(tmp_path / "off", workers=False, avatar_cache=0) as client:
         assert [submit(client, small_portrait, short_speech).status_code for _ in range(2)] == [202] * 2
         assert len(calls) == 2
+
+
+def test_disk_cache_survives_a_restart_and_stale_avatars_are_prepared_again(tmp_path, fake_engine, small_portrait,
+                                                                             short_speech):
+    import json
+
+    with make_client(tmp_path, avatar_cache_disk=4) as client:
+        assert run_jobs(client, small_portrait, short_speech, 1)[0]["result"]["avatar_cache"] == "miss"
+    saved = [p for p in (tmp_path / "data" / "avatars").iterdir()]
+    assert len(saved) == 1 and (saved[0] / "avatar.json").is_file()
+    with make_client(tmp_path, avatar_cache_disk=4) as client:  # a restarted server
+        jobs = run_jobs(client, small_portrait, short_speech, 2)
+        assert [j["result"]["avatar_cache"] for j in jobs] == ["disk", "hit"]
+        assert client.get("/healthz").json()["avatar_cache_disk"]["hits"] == 1
+    assert fake_engine.prepares == 1
+
+    meta = json.loads((saved[0] / "avatar.json").read_text())
+    (saved[0] / "avatar.json").write_text(json.dumps({**meta, "weights_id": "other"}))  # made with other weights
+    with make_client(tmp_path, avatar_cache_disk=4) as client:
+        job = run_jobs(client, small_portrait, short_speech, 1)[0]
+        assert job["result"]["avatar_cache"] == "miss"  # refused by the engine, prepared again
+    assert fake_engine.prepares == 2
+    assert json.loads((saved[0] / "avatar.json").read_text())["weights_id"] == ""
+
+    (saved[0] / "avatar.safetensors").write_bytes(b"not a tensor file")  # corrupt: a miss, replaced
+    with make_client(tmp_path, avatar_cache_disk=1) as client:
+        assert run_jobs(client, small_portrait, short_speech, 1)[0]["result"]["avatar_cache"] == "miss"
+        run_jobs(client, small_portrait, short_speech, 1, max_size="64")  # a second avatar, capacity 1
+        assert client.get("/healthz").json()["avatar_cache_disk"]["evictions"] == 1
+    assert len(list((tmp_path / "data" / "avatars").iterdir())) == 1
+    assert fake_engine.prepares == 4
+
+
+def test_lite_avatar_from_disk_renders_the_same_video(tmp_path, small_portrait, short_speech):
+    from genhuman.engines.lite import LiteEngine
+
+    if not hasattr(LiteEngine, "prepare_avatar"):
+        pytest.skip("the lite engine has no prepare_avatar in this checkout")
+    with make_client(tmp_path, default_engine="lite", avatar_cache_disk=4) as client:
+        first = run_jobs(client, small_portrait, short_speech, 1)[0]
+        video = client.get(first["video_url"]).content
+    with make_client(tmp_path, default_engine="lite", avatar_cache_disk=4) as client:
+        again = run_jobs(client, small_portrait, short_speech, 1)[0]
+        assert again["result"]["avatar_cache"] == "disk"
+        assert client.get(again["video_url"]).content == video

@@ -34,7 +34,7 @@ from genhuman import __version__
 from genhuman.errors import InputError
 from genhuman.request import AnimateRequest, EngineOptions
 from genhuman.server import validation
-from genhuman.server.avatars import LRU, merged_stats
+from genhuman.server.avatars import LRU, DiskAvatars, merged_stats
 from genhuman.server.db import QUEUED, RUNNING, SUCCEEDED
 from genhuman.server.jobs import JobStore, QueueFull, job_to_dict
 from genhuman.server.settings import ServerSettings
@@ -58,7 +58,9 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     settings.resolve()
     storage = Storage(settings.data_dir)
     store = JobStore(settings.database_url, settings.max_queue, settings.max_attempts)
-    pool = WorkerPool(store, storage, settings.workers, settings.weights, settings.avatar_cache)
+    disk = DiskAvatars(Path(settings.data_dir) / "avatars", settings.avatar_cache_disk) \
+        if settings.avatar_cache_disk else None
+    pool = WorkerPool(store, storage, settings.workers, settings.weights, settings.avatar_cache, disk)
     faces_found: LRU[bool] = LRU(settings.avatar_cache * 16)  # portraits whose face check passed
 
     @asynccontextmanager
@@ -141,7 +143,8 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         return {"status": "ok", "version": __version__, "queued": store.count(QUEUED),
                 "running": store.count(RUNNING), "workers": len(pool.workers),
                 "max_queue": settings.max_queue, "disk_free_mb": storage.free_bytes() // (1 << 20),
-                "avatar_cache": merged_stats([w.avatars for w in pool.workers])}
+                "avatar_cache": merged_stats([w.avatars for w in pool.workers]),
+                **({"avatar_cache_disk": disk.stats()} if disk is not None else {})}
 
     @app.get("/v1/engines", tags=["jobs"], dependencies=auth)
     def engines() -> dict:

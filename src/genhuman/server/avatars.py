@@ -9,17 +9,28 @@ its load-time options (accelerated, weights folder), and the request's geometry 
 (face index, max size, generation size, paste-back) after the engine's ``validate`` filled
 in its defaults, so an unset size and the default size share one entry. Options the engine
 does not use (per their spec) are left out of the key.
+
+With ``avatar_cache_disk`` the avatars are also saved under the data folder
+(:class:`DiskAvatars`): shared by the workers and kept across restarts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import shutil
 import threading
+import uuid
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Generic, Hashable, Optional, TypeVar
 
+from genhuman.engines.avatar import META_FILE, Avatar
 from genhuman.request import AnimateRequest, request_options
+
+log = logging.getLogger(__name__)
 
 # AnimateRequest fields an avatar depends on (the rest only shape the motion or the output).
 AVATAR_FIELDS = ("face_index", "max_size", "width", "height", "paste_back")
@@ -55,6 +66,10 @@ class LRU(Generic[V]):
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
                 self.evictions += 1
+
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
@@ -92,3 +107,72 @@ def merged_stats(caches: list[LRU]) -> dict[str, int]:
         for k, v in cache.stats().items():
             total[k] += v
     return total
+
+
+class DiskAvatars:
+    """Prepared avatars saved under ``directory/<key>/`` (``Avatar.save``/``Avatar.load``),
+    shared by the workers of one server and kept across restarts; at most ``capacity``
+    (the least recently used are deleted). A saved avatar carries no live objects: the
+    engine rebuilds them on the worker's own device. One that cannot be read (older format,
+    corrupt) is deleted and counts as a miss; one the engine refuses (other weights) is
+    discarded by the worker, which prepares it again."""
+
+    def __init__(self, directory: Path, capacity: int):
+        self.directory = Path(directory)
+        self.capacity = max(0, int(capacity))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.evictions = 0
+        for stray in self.directory.glob(".tmp-*"):  # half-written by a killed server
+            shutil.rmtree(stray, ignore_errors=True)
+
+    def _path(self, key: str) -> Path:
+        return self.directory / Path(key).name
+
+    def load(self, key: str) -> Optional[Avatar]:
+        path = self._path(key)
+        with self._lock:
+            if not (path / META_FILE).is_file():
+                self.misses += 1
+                return None
+            try:
+                avatar = Avatar.load(path)
+            except Exception as exc:  # InputError (older format), or safetensors' own error (corrupt)
+                log.warning("dropping an unreadable saved avatar (%s)", str(exc).split("\n")[0][:200])
+                shutil.rmtree(path, ignore_errors=True)
+                self.misses += 1
+                return None
+            os.utime(path)  # most recently used
+            self.hits += 1
+            return avatar
+
+    def save(self, key: str, avatar: Avatar) -> None:
+        if self.capacity == 0:
+            return
+        path = self._path(key)
+        temporary = self.directory / f".tmp-{uuid.uuid4().hex}"
+        try:
+            avatar.save(temporary)
+        except Exception:  # e.g. metadata that is not JSON, a full disk: keep it in memory only
+            shutil.rmtree(temporary, ignore_errors=True)
+            log.warning("could not save a %s avatar to disk", avatar.engine, exc_info=True)
+            return
+        with self._lock:
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            temporary.rename(path)
+            entries = sorted((p for p in self.directory.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                             key=lambda p: p.stat().st_mtime)
+            for old in entries[:max(0, len(entries) - self.capacity)]:
+                shutil.rmtree(old, ignore_errors=True)
+                self.evictions += 1
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            shutil.rmtree(self._path(key), ignore_errors=True)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            size = sum(1 for p in self.directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+            return {"size": size, "capacity": self.capacity, "hits": self.hits, "misses": self.misses,
+                    "evictions": self.evictions}

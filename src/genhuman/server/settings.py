@@ -31,6 +31,7 @@ class ServerSettings:
     default_engine: str = "lite"
     weights: dict[str, Path] = field(default_factory=dict)  # engine name -> weights folder (diffusion engines)
     avatar_cache: int = 16  # prepared avatars kept per worker (LRU); 0 = off (every job prepares its own)
+    avatar_cache_disk: int = 0  # prepared avatars also saved under <data_dir>/avatars (shared, kept); 0 = off
 
     @property
     def database_url(self) -> str:
@@ -55,6 +56,8 @@ class ServerSettings:
             raise InputError(f"max upload must be a positive number of MB, got {self.max_upload_mb}")
         if not 0 <= self.avatar_cache <= 4096:
             raise InputError(f"avatar cache must be between 0 and 4096, got {self.avatar_cache}")
+        if not 0 <= self.avatar_cache_disk <= 100_000:
+            raise InputError(f"avatar cache disk must be between 0 and 100000, got {self.avatar_cache_disk}")
         if self.max_attempts < 1:
             raise InputError(f"max attempts must be at least 1, got {self.max_attempts}")
         self.data_dir = Path(self.data_dir)

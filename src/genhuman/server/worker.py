@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 from genhuman.engines.avatar import Avatar, image_digest
 from genhuman.engines.base import AnimateRequest, EngineOptions
 from genhuman.errors import Cancelled, InputError
-from genhuman.server.avatars import LRU, AvatarCache, avatar_key
+from genhuman.server.avatars import LRU, AvatarCache, DiskAvatars, avatar_key
 from genhuman.server.db import CANCELLED, FAILED, SUCCEEDED, Job
 from genhuman.server.jobs import JobStore
 from genhuman.server.storage import Storage
@@ -49,12 +49,14 @@ def default_devices(count: Optional[int]) -> list[Optional[str]]:
 
 class Worker(threading.Thread):
     def __init__(self, name: str, store: JobStore, storage: Storage, device: Optional[str],
-                 stop: threading.Event, weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16):
+                 stop: threading.Event, weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16,
+                 disk: Optional[DiskAvatars] = None):
         super().__init__(name=name, daemon=True)
         self.store, self.storage, self.device, self.stop_event = store, storage, device, stop
         self.weights = weights or {}
         self.engines: dict[tuple[str, bool], Any] = {}
         self.avatars = AvatarCache(avatar_cache)
+        self.disk = disk  # shared by the pool's workers, or None
         self.digests: LRU[str] = LRU(avatar_cache * 4)  # upload bytes' sha256 -> image_digest
 
     def run(self) -> None:
@@ -83,15 +85,16 @@ class Worker(threading.Thread):
         return self.engines[key]
 
     def avatar(self, engine: Any, job: Job, request: AnimateRequest, checked: Optional[AnimateRequest],
-               accelerated: bool) -> tuple[Union[Path, Avatar], Optional[bool]]:
-        """What to animate: a prepared avatar (from the cache, or prepared now and kept), or
-        the portrait's path when the cache is off or the engine cannot prepare avatars.
-        ``checked`` is ``engine.validate(request)`` (its defaults filled in: an unset size is
-        the default size). Returns (it, whether it was a cache hit; None when the cache was
-        not used)."""
+               accelerated: bool, fresh: bool = False) -> tuple[Union[Path, Avatar], Optional[str], str]:
+        """What to animate: a prepared avatar (from memory, from disk, or prepared now and
+        kept), or the portrait's path when the cache is off or the engine cannot prepare
+        avatars. ``checked`` is ``engine.validate(request)`` (its defaults filled in: an unset
+        size is the default size); ``fresh``: prepare it again whatever the caches hold.
+        Returns (it, "hit" / "disk" / "miss" or None when no cache was used, the key)."""
         path = self.storage.upload_path(job.image_file)
-        if self.avatars.capacity == 0 or checked is None or not hasattr(engine, "prepare_avatar"):
-            return path, None
+        if (self.avatars.capacity == 0 and self.disk is None) or checked is None \
+                or not hasattr(engine, "prepare_avatar"):
+            return path, None, ""
         from genhuman.media import load_image
 
         # The key hashes the decoded portrait; the same upload bytes seen before skip the decode.
@@ -110,9 +113,14 @@ class Worker(threading.Thread):
         weights = self.weights.get(job.engine)
         key = avatar_key(getattr(engine, "name", job.engine), digest, checked,
                          accelerated=accelerated, weights=str(weights) if weights else None)
-        avatar = self.avatars.get(key)
-        if avatar is not None:
-            return avatar, True
+        if not fresh:
+            avatar = self.avatars.get(key)
+            if avatar is not None:
+                return avatar, "hit", key
+            avatar = self.disk.load(key) if self.disk is not None else None
+            if avatar is not None:
+                self.avatars.put(key, avatar)
+                return avatar, "disk", key
         if picture is None:
             picture = load_image(path)
         kwargs: dict[str, Any] = {}
@@ -123,7 +131,14 @@ class Worker(threading.Thread):
         except InputError as exc:
             raise hide_path(exc, path, "the uploaded image") from None
         self.avatars.put(key, avatar)
-        return avatar, False
+        if self.disk is not None:
+            self.disk.save(key, avatar)
+        return avatar, "miss", key
+
+    def forget(self, key: str) -> None:
+        self.avatars.discard(key)
+        if self.disk is not None:
+            self.disk.discard(key)
 
     def run_job(self, job: Job) -> None:
         log.info("job %s: running on %s (attempt %d)", job.id, self.name, job.attempts)
@@ -150,12 +165,24 @@ class Worker(threading.Thread):
             # here with one line; for the diffusion engines this loads the weights (once)
             checked = engine.validate(request) if hasattr(engine, "validate") else None
             loaded = time.perf_counter()
-            source, cache_hit = self.avatar(engine, job, request, checked, accelerated)
+            source, cache, key = self.avatar(engine, job, request, checked, accelerated)
             prepared = time.perf_counter()
             if should_cancel():
                 raise Cancelled("cancelled")
-            result = engine.animate(source, self.storage.upload_path(job.audio_file), output, request,
-                                    progress=progress, should_cancel=should_cancel)
+            audio = self.storage.upload_path(job.audio_file)
+            try:
+                result = engine.animate(source, audio, output, request, progress=progress,
+                                        should_cancel=should_cancel)
+            except InputError:
+                if cache != "disk":
+                    raise
+                # a saved avatar the engine refuses (e.g. made with other weights): prepare it again
+                log.warning("job %s: the saved avatar was refused; preparing it again", job.id)
+                self.forget(key)
+                source, cache, key = self.avatar(engine, job, request, checked, accelerated, fresh=True)
+                prepared = time.perf_counter()
+                result = engine.animate(source, audio, output, request, progress=progress,
+                                        should_cancel=should_cancel)
         except Cancelled:
             output.unlink(missing_ok=True)
             if self.stop_event.is_set() and not self.store.cancel_requested(job.id):
@@ -180,18 +207,19 @@ class Worker(threading.Thread):
         timings.update({k: round(v, 3) for k, v in (result.timings or {}).items()})
         outcome = {"frames": result.frames, "fps": result.fps, "width": result.width, "height": result.height,
                    "seconds": round(result.seconds, 3)}
-        if cache_hit is not None:
-            outcome["avatar_cache"] = "hit" if cache_hit else "miss"
+        if cache is not None:
+            outcome["avatar_cache"] = cache
         self.store.finish(job.id, SUCCEEDED, output_file=output.name, timings=timings, result=outcome)
-        log.info("job %s: done in %.1f s (avatar %s)", job.id, done - started,
-                 {None: "not cached", True: "cache hit", False: "prepared"}[cache_hit])
+        log.info("job %s: done in %.1f s (avatar: %s)", job.id, done - started, cache or "not cached")
 
 
 class WorkerPool:
     def __init__(self, store: JobStore, storage: Storage, count: Optional[int],
-                 weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16):
+                 weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16,
+                 disk: Optional[DiskAvatars] = None):
         self.stop_event = threading.Event()
-        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache)
+        self.disk = disk
+        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache, disk)
                         for i, device in enumerate(default_devices(count))]
         self.store = store
 
