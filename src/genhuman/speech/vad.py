@@ -7,6 +7,7 @@ modulated sound (synthetic, sung or heavily processed voices it was not trained 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import threading
 from pathlib import Path
@@ -34,10 +35,13 @@ _lock = threading.Lock()
 
 
 def model_path() -> Path:
-    """silero-vad 6.2.3's 16 kHz sequence ONNX model (MIT licence, see
-    ``data/LICENSE-silero-vad.txt``), shipped with genhuman: the silero-vad package
-    requires torch, which the lite path has no other use for."""
-    return Path(__file__).with_name("data") / MODEL_FILE
+    """The ONNX model inside the installed silero-vad package, found without importing it
+    (its ``__init__`` imports torch, which costs seconds and is not needed here). No model
+    file is shipped in genhuman itself."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the silero-vad package is not installed (pip install silero-vad)")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / MODEL_FILE
 
 
 @functools.lru_cache(maxsize=1)
