@@ -289,6 +289,16 @@ def test_diffusion_engines_need_weights_and_run_with_them(tmp_path, small_portra
     with make_client(tmp_path / "b", default_engine="lite", weights={"echomimic": weights}) as client:
         assert {e["name"]: e for e in client.get("/v1/engines").json()["engines"]}["echomimic"]["available"]
         fields = dict(engine="echomimic", steps="1", max_size="128", width="64", height="64")
+        bad_size = {**fields, "width": "72", "height": "72"}
+        # a size these weights cannot generate, before any worker loaded them: the API cannot
+        # know yet, so the job is accepted and fails with the engine's one line (never a 500)
+        r = submit(client, small_portrait, short_speech, **bad_size)
+        assert r.status_code == 202, r.text
+        bad = wait_for(client, r.json()["id"], timeout=180)
+        assert bad["status"] == "failed", bad
+        message = bad["error"]
+        assert message.startswith("width and height must be multiples of") and message.endswith(
+            "for these weights, got 72x72") and "\n" not in message, message
         job = submit(client, small_portrait, short_speech, **fields).json()
         done = wait_for(client, job["id"], timeout=180)
         assert done["status"] == "succeeded", done
@@ -297,14 +307,9 @@ def test_diffusion_engines_need_weights_and_run_with_them(tmp_path, small_portra
         assert client.get(done["video_url"]).content[4:8] == b"ftyp"
         again = wait_for(client, submit(client, small_portrait, short_speech, **fields).json()["id"], timeout=180)
         assert again["status"] == "succeeded" and again["result"]["avatar_cache"] == "hit", again
-        # a size these weights cannot generate: known once the weights are loaded, so the
-        # job is accepted and fails with the engine's one line (never a 500)
-        r = submit(client, small_portrait, short_speech, **{**fields, "width": "72", "height": "72"})
-        assert r.status_code == 202, r.text
-        bad = wait_for(client, r.json()["id"], timeout=60)
-        assert bad["status"] == "failed", bad
-        assert bad["error"].startswith("width and height must be multiples of") and bad["error"].endswith(
-            "for these weights, got 72x72"), bad["error"]
+        # now that a worker holds the weights, the same refusal is a 400 at submission
+        r = submit(client, small_portrait, short_speech, **bad_size)
+        assert r.status_code == 400 and r.json() == {"error": message}
 
 
 def test_settings_refuse_a_missing_weights_folder(tmp_path):

@@ -163,21 +163,27 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     validators_lock = threading.Lock()
 
     def check_with_engine(name: str, request: AnimateRequest, accelerated: bool) -> None:
-        """The engine's own refusals (e.g. a size it cannot generate) as a 400 now, for engines
-        that are cheap to build (no weights to load); the diffusion engines need their weights
-        loaded to know, so their workers refuse such a job with the same one line."""
+        """The engine's own refusals (e.g. a size it cannot generate) as a 400 now, where that
+        is cheap: engines without weights (built here once), and diffusion engines a worker
+        has already loaded. Otherwise the diffusion engines need their weights loaded to know,
+        and the worker fails such a job with the same one line."""
         from genhuman.engines import get_engine_class
         from genhuman.engines.diffusion import DiffusionEngine
 
         engine_class = get_engine_class(name)
-        if issubclass(engine_class, DiffusionEngine) or not hasattr(engine_class, "validate"):
+        if not hasattr(engine_class, "validate"):
             return
         try:
-            with validators_lock:
-                key = (name, accelerated)
-                if key not in validators:
-                    validators[key] = engine_class(EngineOptions(accelerated=accelerated))
-                engine = validators[key]
+            if issubclass(engine_class, DiffusionEngine):
+                engine = pool.ready_engine(name, accelerated)
+                if engine is None:
+                    return
+            else:
+                with validators_lock:
+                    key = (name, accelerated)
+                    if key not in validators:
+                        validators[key] = engine_class(EngineOptions(accelerated=accelerated))
+                    engine = validators[key]
             engine.validate(request)
         except InputError:
             raise

@@ -57,6 +57,7 @@ class Worker(threading.Thread):
         self.engines: dict[tuple[str, bool], Any] = {}
         self.avatars = AvatarCache(avatar_cache)
         self.disk = disk  # shared by the pool's workers, or None
+        self.validated: set[tuple[str, bool]] = set()  # engines whose validate ran (weights loaded)
         self.digests: LRU[str] = LRU(avatar_cache * 4)  # upload bytes' sha256 -> image_digest
 
     def run(self) -> None:
@@ -164,6 +165,8 @@ class Worker(threading.Thread):
             # the engine's own refusals (e.g. a size these weights cannot generate) end the job
             # here with one line; for the diffusion engines this loads the weights (once)
             checked = engine.validate(request) if hasattr(engine, "validate") else None
+            if checked is not None:
+                self.validated.add((job.engine, accelerated))
             loaded = time.perf_counter()
             source, cache, key = self.avatar(engine, job, request, checked, accelerated)
             prepared = time.perf_counter()
@@ -222,6 +225,14 @@ class WorkerPool:
         self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache, disk)
                         for i, device in enumerate(default_devices(count))]
         self.store = store
+
+    def ready_engine(self, name: str, accelerated: bool) -> Optional[Any]:
+        """An engine instance of a worker that has already validated a request with it (so
+        its weights are loaded and validating another is cheap), or None."""
+        for worker in self.workers:
+            if (name, accelerated) in worker.validated:
+                return worker.engines.get((name, accelerated))
+        return None
 
     def start(self) -> None:
         for w in self.workers:
