@@ -181,3 +181,21 @@ def test_lite_avatar_from_disk_renders_the_same_video(tmp_path, small_portrait, 
         again = run_jobs(client, small_portrait, short_speech, 1)[0]
         assert again["result"]["avatar_cache"] == "disk"
         assert client.get(again["video_url"]).content == video
+
+
+def test_deleting_a_job_drops_its_portraits_avatars(tmp_path, fake_engine, small_portrait, short_speech):
+    from PIL import Image
+
+    other = tmp_path / "other.png"
+    Image.open(small_portrait).transpose(Image.FLIP_LEFT_RIGHT).save(other)
+    with make_client(tmp_path, avatar_cache_disk=8) as client:
+        jobs = run_jobs(client, small_portrait, short_speech, 1) + run_jobs(client, small_portrait, short_speech, 1,
+                                                                            max_size="64")
+        keep = run_jobs(client, other, short_speech, 1)[0]
+        assert client.get("/healthz").json()["avatar_cache"]["size"] == 3
+        assert client.delete(f"/v1/jobs/{jobs[0]['id']}").status_code == 200
+        health = client.get("/healthz").json()
+        assert health["avatar_cache"]["size"] == health["avatar_cache_disk"]["size"] == 1  # both of its avatars
+        assert client.delete(f"/v1/jobs/{keep['id']}").status_code == 200
+        assert client.get("/healthz").json()["avatar_cache"]["size"] == 0
+    assert list((tmp_path / "data" / "avatars").iterdir()) == []

@@ -272,6 +272,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
             raise ApiError(404, f"no job with id {job_id[:40]!r}")
         if job.status == RUNNING:
             raise ApiError(409, f"job {job.id} is running; cancel it first")
+        _forget_portrait(pool, storage.upload_path(job.image_file))
         storage.remove(job.image_file, job.audio_file)
         storage.remove_result(job.id)
         return {"deleted": job.id}
@@ -283,6 +284,21 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _mount_offline_docs(app)
     return app
+
+
+def _forget_portrait(pool: WorkerPool, path: Path) -> None:
+    """A deleted job's portrait leaves no prepared avatar behind (in memory or on disk)."""
+    if not path.is_file() or (pool.disk is None and not any(w.avatars.capacity for w in pool.workers)):
+        return
+    from genhuman.engines.avatar import image_digest
+    from genhuman.media import load_image
+
+    try:
+        removed = pool.forget_portrait(image_digest(load_image(path)))
+    except Exception:  # an unreadable upload made no avatar
+        return
+    if removed:
+        log.info("removed %d cached avatar(s) of a deleted job's portrait", removed)
 
 
 def _job_form(default_engine: str) -> inspect.Signature:

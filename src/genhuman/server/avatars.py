@@ -71,6 +71,14 @@ class LRU(Generic[V]):
         with self._lock:
             self._items.pop(key, None)
 
+    def discard_prefix(self, prefix: str) -> int:
+        """Drop every entry whose (string) key starts with ``prefix``; returns how many."""
+        with self._lock:
+            doomed = [k for k in self._items if isinstance(k, str) and k.startswith(prefix)]
+            for k in doomed:
+                del self._items[k]
+            return len(doomed)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -86,14 +94,20 @@ class LRU(Generic[V]):
 
 def avatar_key(engine: str, digest: str, request: AnimateRequest, **load: Any) -> str:
     """The cache key: portrait digest + engine + load-time options + the geometry options
-    ``engine`` uses (``request`` should be the engine-validated one)."""
+    ``engine`` uses (``request`` should be the engine-validated one). It starts with
+    :func:`portrait_prefix` so that every avatar of one portrait can be found (and deleted)."""
     specs = dict(request_options(AnimateRequest))
     geometry = {name: getattr(request, name) for name in AVATAR_FIELDS
                 if specs[name].engines is None or engine in specs[name].engines}
     parts = {"engine": engine, "image": digest, "load": load, "geometry": geometry,
              "extra": dict(request.extra)}
     text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return portrait_prefix(digest) + hashlib.sha256(text.encode()).hexdigest()
+
+
+def portrait_prefix(digest: str) -> str:
+    """The start of the keys of every avatar made from the portrait with this digest."""
+    return digest[:32] + "-"
 
 
 class AvatarCache(LRU[Any]):
@@ -170,6 +184,13 @@ class DiskAvatars:
     def discard(self, key: str) -> None:
         with self._lock:
             shutil.rmtree(self._path(key), ignore_errors=True)
+
+    def discard_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [p for p in self.directory.iterdir() if p.name.startswith(Path(prefix).name)]
+            for path in doomed:
+                shutil.rmtree(path, ignore_errors=True)
+            return len(doomed)
 
     def stats(self) -> dict[str, int]:
         with self._lock:

@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 from genhuman.engines.avatar import Avatar, image_digest
 from genhuman.engines.base import AnimateRequest, EngineOptions
 from genhuman.errors import Cancelled, InputError
-from genhuman.server.avatars import LRU, AvatarCache, DiskAvatars, avatar_key
+from genhuman.server.avatars import LRU, AvatarCache, DiskAvatars, avatar_key, portrait_prefix
 from genhuman.server.db import CANCELLED, FAILED, SUCCEEDED, Job
 from genhuman.server.jobs import JobStore
 from genhuman.server.storage import Storage
@@ -225,6 +225,15 @@ class WorkerPool:
         self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache, disk)
                         for i, device in enumerate(default_devices(count))]
         self.store = store
+
+    def forget_portrait(self, digest: str) -> int:
+        """Drop every cached avatar (memory and disk) made from the portrait with this
+        ``image_digest`` (its job was deleted); returns how many."""
+        prefix = portrait_prefix(digest)
+        removed = sum(w.avatars.discard_prefix(prefix) for w in self.workers)
+        if self.disk is not None:
+            removed += self.disk.discard_prefix(prefix)
+        return removed
 
     def ready_engine(self, name: str, accelerated: bool) -> Optional[Any]:
         """An engine instance of a worker that has already validated a request with it (so
