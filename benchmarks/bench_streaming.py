@@ -34,7 +34,7 @@ def run_one(minutes: float, size: int, steps: int) -> dict:
     from genhuman.request import AnimateRequest
     from tiny_echomimic import tiny_components
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread: steady figures on a shared 2-core machine
     engine = EchoMimicEngine.from_components(SimpleNamespace(**tiny_components()), get_variant("audio"))
     request = AnimateRequest(width=size, steps=steps, cfg=1.0, schedule="streaming")
     avatar = engine.prepare_avatar(load_image(ROOT / "examples/astronaut.png"), request=request)
@@ -79,7 +79,7 @@ def main() -> None:
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
-          f"torch {torch.__version__}, 2 threads; tiny EchoMimic V1 (random weights), {args.size}x{args.size}, "
+          f"torch {torch.__version__}, 1 thread; tiny EchoMimic V1 (random weights), {args.size}x{args.size}, "
           f"{args.steps} step(s), no CFG, streaming schedule, audio in 40 ms chunks")
     for minutes in args.minutes:
         out = subprocess.run([sys.executable, __file__, "--one", str(minutes), "--size", str(args.size),
