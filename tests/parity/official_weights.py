@@ -153,6 +153,8 @@ def regenerate(case: str | Path, out: str | Path, data: Path = DATA) -> Path:
                       metadata={"format": "pt"})
         else:
             raise ValueError(f"unknown file format {fmt!r}")
+    if "tiny_config" in spec:  # the harness's record of the tiny config (GenHuman does not read it)
+        (out / "tiny_config.json").write_text(json.dumps(spec["tiny_config"], indent=1))
     for rel, content in spec.get("json_files", {}).items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,17 +45,31 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _imported():
+    """Import diffusers, transformers' whisper and mediapipe through GenHuman once, in set-up
+    (5-15 s on a cold start)."""
+    import genhuman.audio_features.whisper  # noqa: F401
+    import genhuman.checkpoints.echomimic  # noqa: F401
+    import genhuman.pipelines  # noqa: F401
+    import genhuman.pose.render  # noqa: F401
+    from mediapipe.python.solutions import drawing_utils, face_mesh  # noqa: F401  (landmark rendering)
+
+
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """Official-layout folders, regenerated once per case."""
-    made: dict[str, Path] = {}
+def v1_weights(tmp_path_factory) -> Path:
+    """The official-layout folders, regenerated once per module (in set-up)."""
+    return regenerate("v1", tmp_path_factory.mktemp("official_v1"))
 
-    def get(case: str) -> Path:
-        if case not in made:
-            made[case] = regenerate(case, tmp_path_factory.mktemp(f"official_{case}"))
-        return made[case]
 
-    return get
+@pytest.fixture(scope="module")
+def v1_pose_weights(tmp_path_factory) -> Path:
+    return regenerate("v1_pose", tmp_path_factory.mktemp("official_v1_pose"))
+
+
+@pytest.fixture(scope="module")
+def v2_weights(tmp_path_factory) -> Path:
+    return regenerate("v2", tmp_path_factory.mktemp("official_v2"))
 
 
 def _run(case: str, variant: str) -> dict:
@@ -97,8 +111,8 @@ class StepComparer:
             row[name + "_scale"] = float(official.abs().max())
         self.rows.append(row)
 
-    def report(self, tolerances: dict[str, list[float]], seconds: float) -> None:
-        print(f"\n{self.label}: {len(self.rows)} steps, pipeline {seconds:.1f} s")
+    def report(self, tolerances: dict[str, list[float]], seconds: tuple[float, float]) -> None:
+        print(f"\n{self.label}: {len(self.rows)} steps, pipeline {seconds[0]:.1f} s ({seconds[1]:.1f} s CPU)")
         for row in self.rows:
             i = row["step"]
             print(f"  step {i} t={row['t']:4d}  max|d model_output| {row['model_output']:.2e} "
@@ -119,21 +133,21 @@ def _v1_tolerances(trace: dict[str, np.ndarray]) -> dict[str, list[float]]:
 def _generate(pipe, reference, tokens, control, run: dict, comparer: StepComparer, clamp_noise):
     from genhuman.sampling import WindowSchedule
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = pipe(reference, tokens, control, num_frames=run["L"], steps=run["steps"], guidance_scale=run["cfg"],
                context=WindowSchedule(run["context_frames"], run["context_overlap"], run["window_shift"]),
                seed=run["seed"], clamp_noise=clamp_noise, output_type="latent", callback_on_step_end=comparer)
-    return out, time.perf_counter() - start
+    return out, (time.perf_counter() - start, time.process_time() - cpu)
 
 
 # ---------------------------------------------------------------------------------------------- V1
 @pytest.mark.parametrize("variant", ["audio", "acc"])
-def test_echomimic_v1_matches_the_official_pipeline_step_by_step(weights, variant):
+def test_echomimic_v1_matches_the_official_pipeline_step_by_step(v1_weights, variant):
     from genhuman.checkpoints import load_echomimic
     from genhuman.pipelines import EchoMimicPipeline
 
     run, trace = _run("v1", variant), _trace("v1", variant)
-    components = load_echomimic(weights("v1"), variant)
+    components = load_echomimic(v1_weights, variant)
     assert components.variant.name == variant and components.layout == "official"
     pipe = EchoMimicPipeline.from_components(components)
     _check_scheduler(pipe, "v1")
@@ -151,7 +165,7 @@ def test_echomimic_v1_matches_the_official_pipeline_step_by_step(weights, varian
     comparer.report(_v1_tolerances(trace), seconds)
 
 
-def test_echomimic_v1_landmark_pose_matches_the_official_pipeline_step_by_step(weights):
+def test_echomimic_v1_landmark_pose_matches_the_official_pipeline_step_by_step(v1_pose_weights):
     """infer_audio2vid_pose.py's path: official pose folder -> FaceMeshVisualizer renderings ->
     3-channel face locator; no noise clamp; windows shift 3 per step. 320x320, not 512: at 512
     the tiny denoiser alone takes about 25 s of CPU per CFG call of 4 frames (README.md)."""
@@ -160,7 +174,7 @@ def test_echomimic_v1_landmark_pose_matches_the_official_pipeline_step_by_step(w
     from genhuman.pipelines.landmarks import load_landmark_folder, render_landmarks
 
     run, trace = _run("v1_pose", "pose"), _trace("v1_pose", "pose")
-    pipe = EchoMimicPipeline.from_components(load_echomimic(weights("v1_pose"), "pose"))
+    pipe = EchoMimicPipeline.from_components(load_echomimic(v1_pose_weights, "pose"))
     _check_scheduler(pipe, "v1_pose")
     H, W, L = run["H"], run["W"], run["L"]
     inputs = v1_inputs(H, W, L)
@@ -184,7 +198,7 @@ def test_echomimic_v1_landmark_pose_matches_the_official_pipeline_step_by_step(w
 
 # ---------------------------------------------------------------------------------------------- V2
 @pytest.mark.parametrize("variant", ["v2", "v2_acc"])
-def test_echomimic_v2_matches_the_official_pipeline_step_by_step(weights, variant):
+def test_echomimic_v2_matches_the_official_pipeline_step_by_step(v2_weights, variant):
     from genhuman.checkpoints import load_echomimic
     from genhuman.pipelines import EchoMimicV2Pipeline
     from genhuman.pose.format import load_pose_dir
@@ -192,7 +206,7 @@ def test_echomimic_v2_matches_the_official_pipeline_step_by_step(weights, varian
     from genhuman.sampling import initial_noise
 
     run, trace = _run("v2", variant), _trace("v2", variant)
-    components = load_echomimic(weights("v2"), variant)
+    components = load_echomimic(v2_weights, variant)
     assert components.variant.name == variant
     pipe = EchoMimicV2Pipeline.from_components(components)
     _check_scheduler(pipe, "v2")
