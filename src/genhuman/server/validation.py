@@ -29,6 +29,8 @@ REQUEST_FIELDS: list[tuple[str, Option]] = [(n, s) for n, s in request_options(A
 ENGINE_FIELDS: list[tuple[str, Option]] = [(n, s) for n, s in request_options(EngineOptions) if s.server]
 FORM_FIELDS: list[tuple[str, Option]] = REQUEST_FIELDS + ENGINE_FIELDS
 _REQUEST_NAMES = {f.name for f in fields(AnimateRequest)}
+_DEFAULTS = {f.name: f.default for cls in (AnimateRequest, EngineOptions) for f in fields(cls)
+             if "option" in f.metadata}
 
 
 def field_schema(name: str, spec: Option) -> dict[str, Any]:
@@ -41,6 +43,8 @@ def field_schema(name: str, spec: Option) -> dict[str, Any]:
         schema["maximum"] = spec.kind(spec.high)
     if spec.choices:
         schema["enum"] = list(spec.choices)
+    if _DEFAULTS.get(name) is not None:  # None: the engine's default, said in the help
+        schema["default"] = _DEFAULTS[name]
     description = spec.help
     if spec.engines is not None:
         description += f" [{', '.join(sorted(spec.engines))}]"
