@@ -276,3 +276,16 @@ def test_silent_and_empty_audio_are_input_errors(engine, inputs, tmp_path):
     with pytest.raises(InputError, match="too short"):
         engine.animate(image, np.zeros(10, np.float32), tmp_path / "s.mp4", AnimateRequest(width=SIZE))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_or_foreign_avatar_files_are_one_line_errors(tmp_path):
+    Avatar("lite", "", {"x": np.zeros(3, np.float32)}, {}).save(tmp_path / "a")
+    (tmp_path / "a" / "avatar.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="is corrupt"):
+        Avatar.load(tmp_path / "a")
+    with pytest.raises(InputError, match="is not a saved avatar"):
+        Avatar.load(tmp_path / "missing")
+    Avatar("lite", "", {}, {}).save(tmp_path / "b")
+    (tmp_path / "b" / "avatar.json").write_text('{"format": 99, "engine": "lite", "weights_id": ""}')
+    with pytest.raises(InputError, match="has format 99"):
+        Avatar.load(tmp_path / "b")

@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", action="append", default=[], metavar="ENGINE=DIR", type=engine_weights,
                    help="weights folder of a diffusion engine, e.g. echomimic=weights/echomimic (repeatable); "
                         "diffusion engines without weights are listed as unavailable")
+    p.add_argument("--avatar-cache", type=int_range(0, 4096), default=16, metavar="N",
+                   help="prepared avatars kept in memory per worker, so a repeated portrait skips its "
+                        "preparation (default 16; 0 = off)")
+    p.add_argument("--avatar-cache-disk", type=int_range(0, 100000), default=0, metavar="N",
+                   help="also keep up to N prepared avatars under --data-dir/avatars, shared by the "
+                        "workers and kept across restarts (default 0 = off)")
     p.set_defaults(func=run)
 
 
@@ -57,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ServerSettings(host=args.host, port=args.port, workers=args.workers, data_dir=args.data_dir,
                               db_url=args.db, token=args.token, max_upload_mb=args.max_upload_mb,
                               max_queue=args.max_queue, max_attempts=args.max_attempts,
-                              cors_origins=args.cors_origin, engines=args.engines, weights=dict(args.weights))
+                              cors_origins=args.cors_origin, engines=args.engines, weights=dict(args.weights),
+                              avatar_cache=args.avatar_cache, avatar_cache_disk=args.avatar_cache_disk)
     if args.engines:
         settings.default_engine = args.engines[0]
     app = create_app(settings)  # validates the settings (token on non-loopback hosts, ...)

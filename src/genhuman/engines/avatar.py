@@ -58,7 +58,7 @@ class Avatar:
             arrays = load_file(str(directory / TENSORS_FILE))
         except FileNotFoundError:
             raise InputError(f"{str(directory)!r} is not a saved avatar (no {META_FILE} / {TENSORS_FILE})") from None
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
+        except Exception as exc:  # safetensors raises its own SafetensorError on a damaged file
             raise InputError(f"avatar in {str(directory)!r} is corrupt ({type(exc).__name__})") from None
         found = header.get("format") if isinstance(header, dict) else None
         if found != AVATAR_FORMAT:
