@@ -23,10 +23,10 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from genhuman.errors import InputError
+from genhuman.media.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 N_FFT = 400
 HOP_LENGTH = 160
 SEGMENT_MEL_FRAMES = 3000  # 30 s

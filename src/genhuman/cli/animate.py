@@ -7,7 +7,6 @@ ranges, defaults and help are declared there once, for the CLI, the server and t
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 from genhuman.errors import InputError
 from genhuman.request import AnimateRequest, EngineOptions, Option, option_default, request_options
 
-log = logging.getLogger(__name__)
 
 
 def _argument_type(name: str, spec: Option):

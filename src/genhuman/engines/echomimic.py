@@ -13,7 +13,6 @@ for ``--paste-back``, the portrait itself.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,7 +28,6 @@ from genhuman.progress import CancelFn, ProgressFn
 from genhuman.request import AnimateRequest
 from genhuman.sampling import WindowSchedule
 
-log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 512
 OFFICIAL_SEED = 420  # every official V1 inference script's --seed default

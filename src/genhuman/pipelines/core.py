@@ -15,7 +15,6 @@ engines own those. Two schedules:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Protocol, Union
 
@@ -28,7 +27,6 @@ from genhuman.progress import CancelFn, ProgressFn, check_cancel
 from genhuman.sampling import StepCallback, WindowSchedule, denoise, echomimic_scheduler, initial_noise
 from genhuman.sampling.streaming import denoise_anchored
 
-log = logging.getLogger(__name__)
 
 
 class Control(Protocol):
