@@ -201,19 +201,20 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         check_with_engine(engine, request, accelerated)
         if image is None or (not image.filename and not image.size):
             raise InputError("send a portrait image in the 'image' field")
-        has_audio = audio is not None and (audio.filename or audio.size)
-        if not has_audio and not text:
+        sent_audio = audio if audio is not None and (audio.filename or audio.size) else None
+        if sent_audio is None and not text:
             raise InputError("send speech in the 'audio' field, or text to speak in the 'text' field")
         saved: list[str] = []
         try:
             image_name = _save(storage, image, IMAGE_EXTENSIONS, ".img", settings.max_upload_bytes, "image")
             saved.append(image_name)
             validation.check_image(storage.upload_path(image_name), request.face_index, faces_found)
-            if has_audio:
-                audio_name = _save(storage, audio, AUDIO_EXTENSIONS, ".audio", settings.max_upload_bytes, "audio")
+            if sent_audio is not None:
+                audio_name = _save(storage, sent_audio, AUDIO_EXTENSIONS, ".audio", settings.max_upload_bytes, "audio")
                 saved.append(audio_name)
                 validation.check_audio(storage.upload_path(audio_name), settings.max_audio_seconds)
             else:
+                assert text, "no audio and no text was refused above"
                 audio_name = storage.new_upload_name(".wav")
                 saved.append(audio_name)
                 validation.speak_to_file(text, storage.upload_path(audio_name))
@@ -222,7 +223,10 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
         except BaseException:
             storage.remove(*saved)
             raise
-        job["queue_position"] = store.position(store.get(job["id"]))
+        created = store.get(job["id"])
+        if created is None:  # only a delete between create() and here could do this
+            raise RuntimeError(f"job {job['id']} vanished just after it was created")
+        job["queue_position"] = store.position(created)
         return JSONResponse(job, status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"})
 
     create_job.__signature__ = _job_form(settings.default_engine)  # type: ignore[attr-defined]
@@ -343,11 +347,14 @@ def _mount_offline_docs(app: FastAPI) -> None:
     from fastapi.openapi.docs import get_swagger_ui_html
     from swagger_ui_bundle import swagger_ui_path
 
+    openapi_url = app.openapi_url
+    if openapi_url is None:
+        raise ValueError("the offline /docs page needs the app's OpenAPI schema (openapi_url)")
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="GenHuman API",
+        return get_swagger_ui_html(openapi_url=openapi_url, title="GenHuman API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css",
                                    swagger_favicon_url="/docs-assets/favicon-32x32.png")

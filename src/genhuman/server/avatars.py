@@ -98,11 +98,16 @@ def avatar_key(engine: str, digest: str, request: AnimateRequest, **load: Any) -
     :func:`portrait_prefix` so that every avatar of one portrait can be found (and deleted)."""
     specs = dict(request_options(AnimateRequest))
     geometry = {name: getattr(request, name) for name in AVATAR_FIELDS
-                if specs[name].engines is None or engine in specs[name].engines}
+                if _uses(specs[name].engines, engine)}
     parts = {"engine": engine, "image": digest, "load": load, "geometry": geometry,
              "extra": dict(request.extra)}
     text = json.dumps(parts, sort_keys=True, default=str)
     return portrait_prefix(digest) + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _uses(engines: Optional[frozenset[str]], engine: str) -> bool:
+    """Whether an option meant for ``engines`` (None: every engine) applies to ``engine``."""
+    return engines is None or engine in engines
 
 
 def portrait_prefix(digest: str) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 from genhuman.server.db import (CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job,
@@ -29,6 +30,12 @@ def _seconds(a: Optional[datetime], b: Optional[datetime]) -> Optional[float]:
     # SQLite hands datetimes back naive; they were written in UTC.
     a, b = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (a, b))
     return round((b - a).total_seconds(), 3)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """The number of rows an UPDATE or DELETE matched (its result is a cursor result)."""
+    assert isinstance(result, CursorResult), type(result)
+    return result.rowcount
 
 
 def _iso(d: Optional[datetime]) -> Optional[str]:
@@ -132,10 +139,10 @@ class JobStore:
             if candidate is None:
                 return None
             with self._session() as s, s.begin():
-                claimed = s.execute(
+                claimed = _rowcount(s.execute(
                     update(Job).where(Job.id == candidate, Job.status == QUEUED)
                     .values(status=RUNNING, attempts=Job.attempts + 1, worker=worker, started_at=utcnow(),
-                            progress=0.0, message="starting")).rowcount
+                            progress=0.0, message="starting")))
             if claimed == 1:
                 return self.get(candidate)
             # another worker won this one (or it was cancelled meanwhile): try the next
@@ -180,15 +187,15 @@ class JobStore:
         """On start-up: jobs left 'running' by a killed server are re-queued, or failed once
         they have been tried ``max_attempts`` times. Returns (requeued, failed)."""
         with self._session() as s, s.begin():
-            failed = s.execute(
+            failed = _rowcount(s.execute(
                 update(Job).where(Job.status == RUNNING, Job.attempts >= self.max_attempts)
                 .values(status=FAILED, finished_at=utcnow(), message="failed",
                         error=f"the server stopped while this job was running, {self.max_attempts} "
-                              f"time(s); giving up")).rowcount
-            requeued = s.execute(
+                              f"time(s); giving up")))
+            requeued = _rowcount(s.execute(
                 update(Job).where(Job.status == RUNNING)
                 .values(status=QUEUED, progress=0.0, message="re-queued after a server restart",
-                        started_at=None, worker=None)).rowcount
+                        started_at=None, worker=None)))
         return requeued, failed
 
     # -- the client side ------------------------------------------------------------------
@@ -210,8 +217,8 @@ class JobStore:
             if job is None or job.status == RUNNING:
                 return job
             # Conditional delete: a worker may claim the job between the read and here.
-            deleted = s.execute(delete(Job).where(Job.id == job_id, Job.status != RUNNING)
-                                .execution_options(synchronize_session=False)).rowcount
+            deleted = _rowcount(s.execute(delete(Job).where(Job.id == job_id, Job.status != RUNNING)
+                                .execution_options(synchronize_session=False)))
             if deleted == 0:  # now running (the API answers 409) or gone: re-read it
                 return s.execute(select(Job).where(Job.id == job_id)
                                  .execution_options(populate_existing=True)).scalar_one_or_none()

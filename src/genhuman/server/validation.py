@@ -110,23 +110,23 @@ def check_image(path: Path, face_index: int = 0, passed: Optional[LRU] = None) -
     from genhuman.face import face_landmarks
     from genhuman.media import load_image
 
-    remember = passed is not None and passed.capacity > 0
-    if remember:
+    cache = passed if passed is not None and passed.capacity > 0 else None
+    if cache is not None:
         file_key = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), face_index)
-        size = passed.get(file_key)
+        size = cache.get(file_key)
         if size is not None:
             return size
     try:
         image = load_image(path)
         size = (image.shape[1], image.shape[0])
         pixels_key = ("pixels", image_digest(image), face_index)
-        if not remember or passed.get(pixels_key) is None:
+        if cache is None or cache.get(pixels_key) is None:
             face_landmarks(image, face_index, name="the uploaded image")
     except InputError as exc:
         raise hide_path(exc, path, "the uploaded image") from None
-    if remember:
-        passed.put(file_key, size)
-        passed.put(pixels_key, size)
+    if cache is not None:
+        cache.put(file_key, size)
+        cache.put(pixels_key, size)
     return size
 
 

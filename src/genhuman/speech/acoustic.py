@@ -9,6 +9,7 @@ fricatives (teeth close together, visible).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 
@@ -87,14 +88,16 @@ def speech_level(rms: np.ndarray, voiced: np.ndarray) -> float:
     return float(max(np.percentile(source, 75), 1e-4)) if len(source) else 1e-4
 
 
-def loudness_gain(rms: np.ndarray, level: float) -> np.ndarray:
+def loudness_gain(rms: np.ndarray, level: Union[float, np.ndarray]) -> np.ndarray:
     """Opening multiplier from loudness: ~1 at the speech level, compressed by a power
-    law (quiet syllables still open visibly), capped so shouts do not overshoot."""
+    law (quiet syllables still open visibly), capped so shouts do not overshoot. ``level``:
+    one speech level, or one per frame (the streaming tracker's running estimate)."""
     relative = rms / level
     return np.power(relative, 0.7).clip(0.0, 1.2).astype(np.float32)
 
 
-def acoustic_shapes(features: AcousticFeatures, voiced: np.ndarray, level: float) -> np.ndarray:
+def acoustic_shapes(features: AcousticFeatures, voiced: np.ndarray,
+                    level: Union[float, np.ndarray]) -> np.ndarray:
     """(n_analysis_frames, len(CHANNELS)) mouth channels estimated from the signal alone."""
     gain = loudness_gain(features.rms, level)
     openness = np.clip((features.f1 - 300.0) / 450.0, 0.0, 1.0)

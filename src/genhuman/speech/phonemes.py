@@ -103,18 +103,33 @@ def _ensure_in_dictionary(decoder, words: list[str]) -> list[str]:
     return known
 
 
-def _decode(decoder, pcm: bytes) -> None:
+def _decode(decoder, pcm: bytes, fresh: bool = False) -> None:
+    """One utterance (the caller holds the decoder's lock). pocketsphinx starts each
+    utterance from the previous one's cepstral mean, so the same audio would decode a
+    little differently depending on what this process decoded before; ``fresh`` starts
+    from the model's initial mean instead (the first utterance of each decode sequence)."""
+    if fresh:
+        _reset_features(decoder)
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
 
 
-def align(wave: np.ndarray, text: str, offset: float = 0.0) -> list[Phone] | None:
+def _reset_features(decoder) -> None:
+    try:
+        decoder.reinit_feat()  # the feature extraction as new (0.1 ms)
+    except Exception as exc:  # an older pocketsphinx: results only depend a little on history
+        logger.debug("could not reset the feature extraction: %s", exc)
+
+
+def align(wave: np.ndarray, text: str, offset: float = 0.0, *, fresh: bool = True) -> list[Phone] | None:
     """Force-align a transcript; None when the words cannot be aligned to this audio.
 
     Two passes: word boundaries for the whole clip (memory stays flat with length), then
     phone boundaries piece by piece (this pass keeps every frame's states, so its memory
-    grows with length), the pieces cut in silences the first pass found.
+    grows with length), the pieces cut in silences the first pass found. ``fresh``: start
+    from the model's initial feature state rather than what earlier decodes left (so that
+    the result does not depend on them).
     """
     words = transcript_words(text)
     if not words:
@@ -126,8 +141,11 @@ def align(wave: np.ndarray, text: str, offset: float = 0.0) -> list[Phone] | Non
             return None
         try:
             decoder.set_align_text(" ".join(words))
-            _decode(decoder, _to_pcm(wave))
-            segments = [(s.word, s.start_frame, s.end_frame + 1) for s in decoder.seg()]
+            _decode(decoder, _to_pcm(wave), fresh=fresh)
+            found = decoder.seg()
+            if found is None:  # no path through the words at all
+                logger.info("forced alignment found no path through the transcript")
+            segments = [(s.word, s.start_frame, s.end_frame + 1) for s in found or ()]
             pieces = _pieces(segments, len(wave))
             if len(pieces) == 1:  # the first pass already holds this audio: reuse it
                 decoder.set_alignment()
@@ -193,14 +211,17 @@ def _phones_of(decoder, wave: np.ndarray, offset: float) -> list[Phone] | None:
     return [p for p in phones if p is not None] or None
 
 
-def recognize(wave: np.ndarray, offset: float = 0.0) -> list[Phone]:
-    """Phone recognition (allphone search with the bundled phonetic language model)."""
+def recognize(wave: np.ndarray, offset: float = 0.0, *, fresh: bool = True) -> list[Phone]:
+    """Phone recognition (allphone search with the bundled phonetic language model); empty
+    when pocketsphinx finds no hypothesis. ``fresh``: start from the model's initial feature
+    state; False continues from the previous call's (the later pieces of one recording)."""
     pcm = _to_pcm(wave)
     with _recognize_lock:
         decoder = _recognizer()
-        _decode(decoder, pcm)
+        _decode(decoder, pcm, fresh=fresh)
         duration = len(wave) / SAMPLE_RATE
-        phones = [_phone(s.word, s.start_frame, s.end_frame + 1, offset, duration) for s in decoder.seg()]
+        phones = [_phone(s.word, s.start_frame, s.end_frame + 1, offset, duration)
+                  for s in decoder.seg() or ()]
     return [p for p in phones if p is not None]
 
 

@@ -487,8 +487,10 @@ class MouthTracker:
             values[CHANNELS.index("tongue")] = 0.0
             values[_LIP] = max(values[_LIP], 0.9)
         values = values.astype(np.float32)
-        return MouthFrame(k, *(float(v) for v in values), loudness=loudness, voiced=voiced,
-                          viseme=self._viseme(k, values, voiced))
+        # the channels in CHANNELS order, which is MouthFrame's field order
+        opening, width, roundness, lip_press, teeth, tongue = (float(v) for v in values)
+        return MouthFrame(k, opening, width, roundness, lip_press, teeth, tongue, loudness=loudness,
+                          voiced=voiced, viseme=self._viseme(k, values, voiced))
 
     def _viseme(self, k: int, values: np.ndarray, voiced: bool) -> str:
         if not voiced:

@@ -185,49 +185,37 @@ def _phones(wave, text, prob, progress, should_cancel) -> tuple[list[Phone], str
         logger.warning("%.0f s is too long to align at once; recognising phones instead", duration)
         return _recognize(wave, prob, progress, should_cancel), "recognized"
     report(progress, 0.1, "aligning transcript")
-    _fresh_decoder(phonemes._aligner, phonemes._align_lock)
     try:
-        aligned = phonemes.align(wave, text)
+        aligned = phonemes.align(wave, text)  # from a fresh feature state: history-independent
     except (TypeError, RuntimeError, ValueError) as exc:
-        # A transcript the audio cannot carry at all (another language, another sentence):
-        # pocketsphinx finds no hypothesis, and its seg() is None.
+        # A transcript the audio cannot carry at all (another language, another sentence)
+        # mostly gives None (no path through the words); anything else pocketsphinx raises
+        # counts the same.
         logger.info("forced alignment failed (%s: %s)", type(exc).__name__, exc)
         aligned = None
-    fits = bool(aligned) and _agrees_with_vad(aligned, prob)
+    fitting = aligned if aligned and _agrees_with_vad(aligned, prob) else None
     recognized = _recognize(wave, prob, Stage(progress, 0.3, 1.0), should_cancel)
-    if fits:
-        agreement = viseme_agreement(aligned, recognized, len(wave))
+    if fitting is not None:
+        agreement = viseme_agreement(fitting, recognized, len(wave))
         logger.info("transcript: %.0f%% of the speech frames agree with the recognised visemes", 100 * agreement)
         if agreement >= MIN_VISEME_AGREEMENT:
-            return aligned, "aligned"
+            return fitting, "aligned"
     logger.warning("the transcript does not fit the audio; using recognised phones instead")
     return recognized, "recognized"
-
-
-def _fresh_decoder(make, lock) -> None:
-    """pocketsphinx starts each utterance from the previous one's cepstral mean, so the
-    same audio would align a little differently depending on what this process decoded
-    before; every decode sequence here starts from the model's initial mean instead."""
-    try:
-        decoder = make()
-        with lock:
-            decoder.reinit_feat()  # the feature extraction as new (0.1 ms)
-    except Exception as exc:  # an older pocketsphinx: results only depend a little on history
-        logger.debug("could not reset the feature extraction: %s", exc)
 
 
 def _recognize(wave, prob, progress, should_cancel) -> list[Phone]:
     phones: list[Phone] = []
     chunks = recognition_chunks(prob, len(wave))
-    _fresh_decoder(phonemes._recognizer, phonemes._recognize_lock)
     for i, (start, end) in enumerate(chunks):
         check_cancel(should_cancel)
         report(progress, 0.1 + 0.8 * i / len(chunks), "recognising phones")
         a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
-        try:
-            phones.extend(phonemes.recognize(wave[a:b], offset=a / SAMPLE_RATE))
-        except TypeError:  # pocketsphinx found no hypothesis at all (seg() is None)
+        # the first chunk starts from a fresh feature state, the others continue from it
+        found = phonemes.recognize(wave[a:b], offset=a / SAMPLE_RATE, fresh=i == 0)
+        if not found:  # pocketsphinx found no hypothesis at all
             logger.info("no phones recognised in %.1f-%.1f s", start, end)
+        phones.extend(found)
     return phones
 
 

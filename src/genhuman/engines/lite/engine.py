@@ -66,6 +66,13 @@ def frame_weights(track: "MouthTrack", blinks: np.ndarray, head: HeadMotion, k: 
                          track.teeth[k], motion)
 
 
+def _fps_and_seed(request: AnimateRequest) -> tuple[int, int]:
+    """The frame rate and seed of a request that ``LiteEngine.validate`` has filled in."""
+    if request.fps is None or request.seed is None:
+        raise ValueError("the lite engine needs a validated request (fps and seed set)")
+    return request.fps, request.seed
+
+
 def _frame_weights(mouth: "MouthFrame", motion: FrameMotion) -> FrameWeights:
     return mouth_weights(mouth.opening, mouth.width, mouth.roundness, mouth.lip_press, mouth.teeth, motion)
 
@@ -156,15 +163,14 @@ class LiteEngine:
 
         report(progress, 0.0, "reading inputs")
         if isinstance(image, Avatar):
-            avatar = image
-            avatar.check(NAME, "")
+            image.check(NAME, "")
             if request.max_size is not None or request.face_index:
                 log.info("lite: the avatar was prepared already; max size / face index of the request ignored")
-        else:
-            avatar = None
         wave = load_audio(audio, SAMPLE_RATE)
         lap("load")
-        if avatar is None:
+        if isinstance(image, Avatar):
+            avatar = image
+        else:
             report(progress, 0.02, "finding the face")
             avatar = self.prepare_avatar(image, request.face_index, request.max_size)
         renderer = self._renderer(avatar)
@@ -172,7 +178,7 @@ class LiteEngine:
         check_cancel(should_cancel)
         plan = plan_phones(wave, request.text, progress=Stage(progress, 0.05, 0.3), should_cancel=should_cancel)
         lap("speech")
-        fps = request.fps
+        fps, _ = _fps_and_seed(request)
         frames = self._frames(renderer, audio_chunks(wave, CHUNK_S), request, None, should_cancel, plan, timings)
         result = write_video(frames, output, fps, wave, expected_frames=frame_count(len(wave), fps),
                              progress=Stage(progress, 0.3, 1.0), should_cancel=should_cancel,
@@ -203,9 +209,9 @@ class LiteEngine:
                 timings: Optional[dict[str, float]]) -> Iterator[Frame]:
         from genhuman.speech.streaming import MouthTracker
 
-        fps = request.fps
+        fps, seed = _fps_and_seed(request)
         tracker = MouthTracker(fps, phones)
-        motion = MotionStream(fps, request.seed)
+        motion = MotionStream(fps, seed)
         render_s = 0.0
 
         track_s = 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -131,7 +132,9 @@ class MotionStream:
                                         ((1.2, roll_rng), (1.5, x_rng), (1.5, y_rng)))
         self._fast = 1.0 - math.exp(-1.0 / (0.12 * fps))
         self._slow = 1.0 - math.exp(-1.0 / (0.8 * fps))
-        self._energy = self._recent = None
+        # causal smoothings of the loudness (fast, then slow); None until the first frame
+        self._energy: Optional[float] = None
+        self._recent: Optional[float] = None
         self._k = 0
 
     def _blink(self, t: float) -> float:
@@ -152,11 +155,13 @@ class MotionStream:
         """Motion of the next frame, given that frame's loudness (about 1 for loud speech)."""
         k = self._k
         self._k += 1
-        if self._energy is None:
-            self._energy = self._recent = float(loudness)
-        self._energy += self._fast * (float(loudness) - self._energy)
-        self._recent += self._slow * (self._energy - self._recent)
-        emphasis = max(self._energy - self._recent, 0.0)
+        energy, recent = self._energy, self._recent
+        if energy is None or recent is None:
+            energy = recent = float(loudness)
+        energy += self._fast * (float(loudness) - energy)
+        recent += self._slow * (energy - recent)
+        self._energy, self._recent = energy, recent
+        emphasis = max(energy - recent, 0.0)
         roll = HEAD_ROTATION * (0.7 * self._roll(k) + 0.6 * emphasis)
         shift_x = HEAD_SHIFT * self._x(k)
         shift_y = HEAD_SHIFT * 0.6 * self._y(k) + NOD * emphasis
