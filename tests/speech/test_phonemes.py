@@ -77,3 +77,29 @@ def test_long_alignment_works_piece_by_piece(wave_16k, speech_text, monkeypatch)
         if p.word and (not words or words[-1] != p.word):
             words.append(p.word)
     assert words == transcript_words(speech_text) * 2
+
+
+class _NoPathDecoder:
+    """Stands in for a pocketsphinx decoder that finds no path: seg() is None."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append(name)
+            return None
+        return record
+
+
+def test_no_hypothesis_gives_no_phones_and_each_call_starts_fresh(monkeypatch, wave_16k):
+    decoder = _NoPathDecoder()
+    monkeypatch.setattr(phonemes, "_recognizer", lambda: decoder)
+    monkeypatch.setattr(phonemes, "_aligner", lambda: decoder)
+    monkeypatch.setattr(phonemes, "_ensure_in_dictionary", lambda d, words: words)
+    assert recognize(wave_16k[:16000]) == []
+    assert align(wave_16k[:16000], "hello moon") is None
+    assert decoder.calls.count("reinit_feat") == 2
+    decoder.calls.clear()
+    recognize(wave_16k[:16000], fresh=False)  # a later piece of one recording: state carried
+    assert "reinit_feat" not in decoder.calls
