@@ -40,13 +40,13 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from genhuman.errors import InputError
+from genhuman.media.audio import SAMPLE_RATE
 from genhuman.speech import acoustic, coarticulation, vad
 from genhuman.speech.phonemes import Phone
 from genhuman.speech.visemes import CHANNELS, FIRST_PART_SHARE, REST_LIP_PRESS, nearest_visemes, phone_visemes
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 HOP = acoustic.HOP  # analysis hop, 10 ms
 RATE = acoustic.ANALYSIS_RATE
 GROUP = 2  # analysis frames computed together: a fixed shape, so batching never changes a value

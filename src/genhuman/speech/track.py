@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genhuman.errors import InputError
+from genhuman.media.audio import SAMPLE_RATE
 from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
 from genhuman.speech import acoustic, phonemes, streaming, vad
 from genhuman.speech.phonemes import Phone
@@ -22,7 +23,6 @@ from genhuman.speech.visemes import CHANNELS, phone_visemes
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 MODES = ("auto", "phonetic", "acoustic")
 RATE = acoustic.ANALYSIS_RATE  # internal analysis rate (100 Hz)
 MAX_ALIGN_S = 300.0  # longer: chunked recognition (the word pass grows ~quadratically)
