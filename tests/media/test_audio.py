@@ -77,3 +77,26 @@ def test_is_silent():
     assert is_silent(np.zeros(1000, np.float32))
     assert is_silent(np.full(1000, 1e-4, np.float32))  # -80 dB
     assert not is_silent(np.full(1000, 1e-2, np.float32))  # -40 dB
+
+
+@pytest.mark.parametrize("channels", [2, 6, 8])
+def test_many_channel_wav_is_mixed_to_mono_without_crashing(tmp_path, channels):
+    # PyAV 18 gives 9 planes for 8-channel planar audio and to_ndarray() segfaulted: run the
+    # decode in a child process so a regression fails this test instead of killing pytest.
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    t = np.arange(8000) / 16000
+    wave = np.stack([np.sin(2 * np.pi * 220 * (c + 1) * t) * 0.1 for c in range(channels)], 1).astype(np.float32)
+    path = tmp_path / "multi.wav"
+    sf.write(path, wave, 16000)
+    code = ("import sys, numpy as np; from genhuman.media import load_audio; "
+            f"w = load_audio({str(path)!r}); np.save(sys.argv[1], w)")
+    out = tmp_path / "mono.npy"
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-500:]
+    mono = np.load(out)
+    assert mono.shape == (8000,)
+    np.testing.assert_allclose(mono, wave.mean(axis=1), atol=1e-4)

@@ -65,27 +65,36 @@ def _decode_file(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray
         if not container.streams.audio:
             raise InputError(f"{str(path)!r} has no audio track")
         stream = container.streams.audio[0]
-        # Planar, channels kept: mixed to mono by the mean below (FFmpeg's own downmix
-        # scales stereo by 1/sqrt(2) per channel, which can clip).
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        # Packed float, channels kept: mixed to mono by the mean below (FFmpeg's own downmix
+        # scales stereo by 1/sqrt(2) per channel, which can clip). Packed, because PyAV 18
+        # reports one plane too many for 8-channel planar audio and to_ndarray() then reads
+        # past the end (a segfault); a packed frame has one plane, read with an exact count.
+        resampler = av.AudioResampler(format="flt", rate=sample_rate)
         limit = int((max_seconds + 1.0) * sample_rate)  # stop decoding early when over the limit
         chunks: list[np.ndarray] = []
         total = 0
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
+                    chunks.append(_mono(out))
                     total += chunks[-1].size
                 if total > limit:
                     raise InputError(f"{str(path)!r} is too long; the limit is {max_seconds:.0f} s")
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
+                chunks.append(_mono(out))
         except av.FFmpegError as exc:
             if not chunks:
                 raise InputError(f"audio {str(path)!r} is corrupt and could not be decoded ({exc})") from None
             # A damaged tail: keep what decoded, as players do.
     wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return np.clip(np.nan_to_num(wave), -1.0, 1.0)
+
+
+def _mono(frame) -> np.ndarray:
+    """A packed float32 frame -> the mean of its channels."""
+    channels = max(1, len(frame.layout.channels))
+    samples = np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples * channels)
+    return samples.reshape(-1, channels).mean(axis=1)
 
 
 def is_silent(wave: np.ndarray, threshold_db: float = -60.0) -> bool:
