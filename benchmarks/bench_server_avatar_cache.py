@@ -42,7 +42,7 @@ def run(cache: int, videos: int, image: bytes, audio: bytes, data_dir: Path) -> 
 
     settings = ServerSettings(data_dir=data_dir, workers=1, default_engine="lite", avatar_cache=cache)
     rows = []
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
         for _ in range(videos):
             started, cpu_started = time.perf_counter(), cpu_seconds()
             r = client.post("/v1/jobs", files={"image": ("astronaut.png", image), "audio": ("speech.wav", audio)})

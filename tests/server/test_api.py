@@ -15,7 +15,7 @@ from .conftest import silence_wav, wait_for
 def make_client(tmp_path, workers: bool = True, **settings) -> TestClient:
     settings.setdefault("default_engine", "fake")
     app = create_app(ServerSettings(data_dir=tmp_path / "data", **settings), start_workers=workers)
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1:8000")  # the Host a loopback server answers to
 
 
 def submit(client, image, audio=None, **fields):
@@ -325,3 +325,25 @@ def test_start_up_removes_half_written_videos(tmp_path, fake_engine):
     with make_client(tmp_path, workers=False):
         pass
     assert sorted(p.name for p in results.iterdir()) == ["kept.mp4"]
+
+
+def test_dns_rebinding_and_cross_origin_posts_are_refused(tmp_path, fake_engine, portrait_path, speech_path):
+    client = make_client(tmp_path, workers=False)
+    listed = client.get("/v1/jobs", headers={"Host": "attacker.example"})
+    assert listed.status_code == 403 and "attacker.example" in listed.json()["error"]
+    assert client.get("/v1/jobs", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/v1/jobs", headers={"Host": "[::1]:8000"}).status_code == 200
+    files = {"image": portrait_path.read_bytes(), "audio": speech_path.read_bytes()}
+    cross = client.post("/v1/jobs", files=files, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403 and "cross-origin" in cross.json()["error"]
+    fetch = client.post("/v1/jobs", files=files, headers={"Sec-Fetch-Site": "cross-site"})
+    assert fetch.status_code == 403
+    same = client.post("/v1/jobs", files=files, headers={"Origin": "http://127.0.0.1:8000"})
+    assert same.status_code == 202, same.text
+
+
+def test_allowed_hosts_and_cors_origins_open_what_they_name(tmp_path, fake_engine, portrait_path, speech_path):
+    client = make_client(tmp_path, workers=False, allowed_hosts=["avatar.lan"], cors_origins=["https://app.lan"])
+    assert client.get("/v1/jobs", headers={"Host": "avatar.lan:8000"}).status_code == 200
+    files = {"image": portrait_path.read_bytes(), "audio": speech_path.read_bytes()}
+    assert client.post("/v1/jobs", files=files, headers={"Origin": "https://app.lan"}).status_code == 202

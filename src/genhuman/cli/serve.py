@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", action="append", default=[], metavar="ENGINE=DIR", type=engine_weights,
                    help="weights folder of a diffusion engine, e.g. echomimic=weights/echomimic (repeatable); "
                         "diffusion engines without weights are listed as unavailable")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME", dest="allowed_hosts",
+                   help="a host name the server answers to besides its own address and localhost "
+                        "(repeatable; without a token other Host headers are refused, against DNS rebinding)")
     p.add_argument("--avatar-cache", type=int_range(0, 4096), default=16, metavar="N",
                    help="prepared avatars kept in memory per worker, so a repeated portrait skips its "
                         "preparation (default 16; 0 = off)")
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
                               db_url=args.db, token=args.token, max_upload_mb=args.max_upload_mb,
                               max_queue=args.max_queue, max_attempts=args.max_attempts,
                               cors_origins=args.cors_origin, engines=args.engines, weights=dict(args.weights),
-                              avatar_cache=args.avatar_cache, avatar_cache_disk=args.avatar_cache_disk)
+                              avatar_cache=args.avatar_cache, avatar_cache_disk=args.avatar_cache_disk,
+                              allowed_hosts=args.allowed_hosts)
     if args.engines:
         settings.default_engine = args.engines[0]
     app = create_app(settings)  # validates the settings (token on non-loopback hosts, ...)

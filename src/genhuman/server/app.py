@@ -102,6 +102,16 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
             raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
     @app.middleware("http")
+    async def refuse_foreign(request: Request, call_next):
+        # DNS rebinding: a page on attacker.example re-pointed at 127.0.0.1 still sends
+        # "Host: attacker.example". CSRF: a cross-origin form post sends its Origin. Both are
+        # refused before anything else happens (a token, when set, protects the rest).
+        problem = foreign_request(request, settings)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=403)
+        return await call_next(request)
+
+    @app.middleware("http")
     async def refuse_early(request: Request, call_next):
         # Refuse before any byte of the body is read: bodies that say they are too big,
         # and new jobs while the queue is full (cheap 429s under load).
@@ -411,3 +421,34 @@ def _add_error_handlers(app: FastAPI, body_limit: int) -> None:
     async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def foreign_request(request: Request, settings: ServerSettings) -> Optional[str]:
+    """Why a request that a browser sent on behalf of another site is refused, or None."""
+    from urllib.parse import urlsplit
+
+    from genhuman.server.settings import is_loopback
+
+    host_header = request.headers.get("host", "")
+    hostname = (urlsplit(f"//{host_header}").hostname or "").lower()
+    if not settings.token:
+        known = {settings.host.lower().strip("[]"), "localhost", *(h.lower() for h in settings.allowed_hosts)}
+        if hostname not in known and not _loopback_name(hostname, is_loopback):
+            return f"refusing a request for host {hostname[:60]!r}: this server answers only to its own address"
+    if request.method in SAFE_METHODS:
+        return None
+    origin = request.headers.get("origin")
+    if origin is not None:
+        same = origin.lower() in {f"http://{host_header}".lower(), f"https://{host_header}".lower()}
+        if not same and origin not in settings.cors_origins:
+            return "refusing a cross-origin request; allow the origin with --cors-origin"
+    elif request.headers.get("sec-fetch-site") == "cross-site":
+        return "refusing a cross-origin request; allow the origin with --cors-origin"
+    return None
+
+
+def _loopback_name(hostname: str, is_loopback) -> bool:
+    return bool(hostname) and bool(is_loopback(hostname))

@@ -32,6 +32,9 @@ class ServerSettings:
     weights: dict[str, Path] = field(default_factory=dict)  # engine name -> weights folder (diffusion engines)
     avatar_cache: int = 16  # prepared avatars kept per worker (LRU); 0 = off (every job prepares its own)
     avatar_cache_disk: int = 0  # prepared avatars also saved under <data_dir>/avatars (shared, kept); 0 = off
+    # Host names accepted in the Host header besides loopback ones and ``host`` itself (a server
+    # without a token answers only those: a DNS-rebinding page cannot reach it by another name).
+    allowed_hosts: list[str] = field(default_factory=list)
 
     @property
     def database_url(self) -> str:
