@@ -134,6 +134,9 @@ class AnimateRequest:
                            "streaming: window after window as audio arrives, flat memory",
                            choices=SCHEDULES, engines=DIFFUSION)
     extra: Mapping[str, Any] = field(default_factory=dict)  # engine tuning knobs (Python API only)
+    # The engine whose validate() produced this request: validating it again (animate ->
+    # prepare_avatar -> stream) neither repeats the warnings nor changes anything.
+    resolved_by: Optional[str] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for f, spec in request_options(type(self)):
@@ -170,7 +173,9 @@ class AnimateRequest:
 
 def warn_unused(request: AnimateRequest, engine: str) -> list[str]:
     """Log a warning for each explicitly set option ``engine`` does not use; returns their names."""
-    unused = []
+    unused: list[str] = []
+    if request.resolved_by == engine:
+        return unused
     for name in request.explicit():
         spec = _spec(type(request), name)
         if spec.engines is not None and engine not in spec.engines:

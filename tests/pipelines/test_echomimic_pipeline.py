@@ -289,3 +289,16 @@ def test_corrupt_or_foreign_avatar_files_are_one_line_errors(tmp_path):
     (tmp_path / "b" / "avatar.json").write_text('{"format": 99, "engine": "lite", "weights_id": ""}')
     with pytest.raises(InputError, match="has format 99"):
         Avatar.load(tmp_path / "b")
+
+
+def test_validated_requests_warn_once_and_avatars_export_kv_only_when_saved(engine, inputs, tmp_path, caplog):
+    image, wave = inputs
+    with caplog.at_level("WARNING"):
+        request = engine.validate(AnimateRequest(width=SIZE, steps=1, text="unused here"))
+        engine.validate(request)
+        avatar = engine.prepare_avatar(image, request=request)
+        list(engine.stream(avatar, [wave[:4000]], request))
+    assert caplog.text.count("does not use --text") == 1
+    assert not any(k.startswith("kv.") for k in avatar.arrays)  # kept on the device until saved
+    saved = Avatar.load(avatar.save(tmp_path / "av"))
+    assert any(k.startswith("kv.") for k in saved.arrays)

@@ -29,7 +29,8 @@ class Avatar:
     weights_id: str  # fingerprint of the weights it was made with ("" when the engine has none)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # live objects, rebuilt after load
+    # live objects, rebuilt after load; "export", when set, returns more arrays to save
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def check(self, engine: str, weights_id: str) -> None:
         if self.engine != engine:
@@ -42,7 +43,11 @@ class Avatar:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in self.arrays.items()}, str(directory / TENSORS_FILE))
+        arrays = dict(self.arrays)
+        export = self.cache.get("export")  # arrays an engine keeps on its device until a save needs them
+        if export is not None:
+            arrays.update(export())
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / TENSORS_FILE))
         (directory / META_FILE).write_text(json.dumps(
             {"format": AVATAR_FORMAT, "engine": self.engine, "weights_id": self.weights_id, "meta": self.meta},
             indent=1))

@@ -200,7 +200,7 @@ class DiffusionEngine:
             seed=self.official_seed(variant) if request.seed is None else request.seed,
             steps=request.steps or (6 if variant.accelerated else 30),
             cfg=request.cfg if request.cfg is not None else (1.0 if variant.accelerated else 2.5),
-            width=width, height=height)
+            width=width, height=height, resolved_by=self.name)
 
     # ------------------------------------------------------------------ avatars
     def prepare_avatar(self, image: ImageInput, face_index: int = 0, max_size: Optional[int] = None,
@@ -216,12 +216,12 @@ class DiffusionEngine:
         framed, arrays, meta = self.frame_reference(portrait, settings, face_index)
         reference = loaded.pipeline.encode_reference(framed)
         arrays["reference_latent"] = reference.latent.cpu().numpy()
-        for block, (k, v) in reference.kv.blocks.items():
-            arrays[f"kv.{block}.k"] = k.float().cpu().numpy()
-            arrays[f"kv.{block}.v"] = v.float().cpu().numpy()
         meta.update(width=settings.width, height=settings.height, variant=loaded.variant.name)
         avatar = Avatar(self.name, loaded.weights_id, arrays, meta)
         avatar.cache["reference"] = reference
+        # The projected K/V (tens of MB at full size, on the GPU) leave the device only if saved.
+        avatar.cache["export"] = lambda: {name: t.float().cpu().numpy() for block, (k, v) in reference.kv.blocks.items()
+                                          for name, t in ((f"kv.{block}.k", k), (f"kv.{block}.v", v))}
         return avatar
 
     def frame_reference(self, portrait: np.ndarray, request: Settings, face_index: int,

@@ -98,7 +98,7 @@ class LiteEngine:
             changes["fps"] = DEFAULT_FPS
         if request.seed is None:
             changes["seed"] = DEFAULT_SEED
-        return request.replace(**changes) if changes else request
+        return request.replace(resolved_by=NAME, **changes)
 
     def prepare_avatar(self, image: ImageInput, face_index: int = 0, max_size: Optional[int] = None) -> Avatar:
         """The portrait, its face mesh and the renderer's precomputed state (a few ms + the mesh)."""
