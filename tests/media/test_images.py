@@ -113,3 +113,20 @@ def test_resize_max_keeps_aspect():
 
 def test_example_portrait(portrait_path: Path):
     assert load_image(portrait_path).shape == (512, 512, 3)
+
+
+def test_probe_image_reads_the_header_only(tmp_path):
+    from PIL import Image
+
+    from genhuman.media import probe_image
+
+    path = tmp_path / "p.png"
+    Image.new("RGB", (300, 200), (1, 2, 3)).save(path)
+    assert probe_image(path) == (300, 200)
+    with pytest.raises(InputError, match="too large"):
+        probe_image(path, max_pixels=300 * 200 - 1)
+    with pytest.raises(InputError, match="too small"):
+        probe_image(path, min_side=201)
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="not an image"):
+        probe_image(tmp_path / "junk.png")

@@ -6,9 +6,10 @@ reads as a studio shot; black would merge with dark hair).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import cv2
 import numpy as np
@@ -37,7 +38,23 @@ def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, min_sid
     return image
 
 
-def _read_file(path: Path, max_pixels: int) -> np.ndarray:
+def probe_image(source: Union[str, Path], max_pixels: int = DEFAULT_MAX_PIXELS,
+                min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """(width, height) from the file's header alone: format and declared size are checked
+    without decoding a pixel, so a server can refuse a decompression bomb or an absurd size
+    for the cost of reading a few bytes. :func:`load_image` applies the same checks."""
+    path = Path(source)
+    with _opened(path, max_pixels) as img:
+        width, height = img.size
+    if height < min_side or width < min_side:
+        raise InputError(f"image is too small ({width}x{height}); need at least {min_side}x{min_side}")
+    return width, height
+
+
+@contextlib.contextmanager
+def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
+    """The file opened lazily by PIL (header read, pixels not decoded), its format and
+    declared size checked; every failure inside the block becomes one InputError."""
     if not path.exists():
         raise InputError(f"image file not found: {str(path)!r}")
     if path.is_dir():
@@ -54,8 +71,7 @@ def _read_file(path: Path, max_pixels: int) -> np.ndarray:
                 if width * height > max_pixels:
                     raise InputError(f"image {str(path)!r} is too large ({width}x{height}); "
                                      f"the limit is {max_pixels:,} pixels")
-                img.load()
-                return _to_rgb(ImageOps.exif_transpose(img))
+                yield img
     except InputError:
         raise
     except PermissionError:
@@ -67,6 +83,12 @@ def _read_file(path: Path, max_pixels: int) -> np.ndarray:
         raise InputError(f"image {str(path)!r} is too large to decode safely") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"image {str(path)!r} is corrupt or truncated ({exc})") from None
+
+
+def _read_file(path: Path, max_pixels: int) -> np.ndarray:
+    with _opened(path, max_pixels) as img:
+        img.load()
+        return _to_rgb(ImageOps.exif_transpose(img))
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
