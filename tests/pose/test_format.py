@@ -67,3 +67,50 @@ def test_bad_inputs(tmp_path):
     np.save(tmp_path / "0.npy", np.array({"hands": 1}, dtype=object), allow_pickle=True)
     with pytest.raises(InputError, match="not an EchoMimic V2 pose dict"):
         load_pose_dir(tmp_path)
+
+
+def _save_frame(path, frame):
+    np.save(path, np.array(frame, dtype=object), allow_pickle=True)
+
+
+def test_unknown_keys_are_dropped_and_messages_name_only_the_file(pose, tmp_path):
+    frame = pose.frame_dict(0)
+    _save_frame(tmp_path / "0.npy", {**frame, "extra": [1, 2, 3]})
+    assert set(load_pose_frame(tmp_path / "0.npy")) == set(frame)
+    (tmp_path / "0.npy").write_bytes(b"\x93NUMPY\x01\x00" + b"garbage")
+    with pytest.raises(InputError) as info:
+        load_pose_dir(tmp_path)
+    assert str(info.value).startswith("0.npy is not a valid pose file") and str(tmp_path) not in str(info.value)
+
+
+@pytest.mark.parametrize("draw, message", [
+    ([768, 768, 0, 768, 0], "6 whole numbers"),
+    ("abcdef", "6 whole numbers"),
+    ([768.5, 768, 0, 768, 0, 768], "6 whole numbers"),
+    ([10**9, 768, 0, 10**9, 0, 768], "not a drawing box"),
+    ([0, 768, 0, 0, 0, 768], "not a drawing box"),
+    ([768, 768, 0, 700, 0, 768], "not a drawing box"),
+    ([-768, 768, 768, 0, 0, 768], "not a drawing box"),
+])
+def test_bad_draw_params_are_input_errors(pose, tmp_path, draw, message):
+    _save_frame(tmp_path / "0.npy", {**pose.frame_dict(0), "draw_pose_params": draw})
+    with pytest.raises(InputError, match=message):
+        load_pose_dir(tmp_path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e6])
+def test_non_finite_or_huge_coordinates_are_input_errors(pose, tmp_path, value):
+    frame = pose.frame_dict(0)
+    frame["hands"][0, 3, 1] = value
+    _save_frame(tmp_path / "0.npy", frame)
+    with pytest.raises(InputError, match="pose hands holds values that are not finite or out of range"):
+        load_pose_dir(tmp_path)
+
+
+def test_frames_of_different_shapes_are_an_input_error(pose, tmp_path):
+    _save_frame(tmp_path / "0.npy", pose.frame_dict(0))
+    bad = pose.frame_dict(1)
+    bad["bodies"]["candidate"] = bad["bodies"]["candidate"][:17]
+    _save_frame(tmp_path / "1.npy", bad)
+    with pytest.raises(InputError, match="differ in shape"):
+        load_pose_dir(tmp_path)

@@ -35,6 +35,10 @@ HAND_POINTS = 21
 FACE_POINTS = 68
 SUBSET_THRESHOLD = 0.3  # DWPose marks a body point as found (subset index) above this score
 DEFAULT_FPS = 24.0  # the official pose folders and the V2 training data are 24 fps
+# Normalised coordinates are near [0, 1]; far beyond, a point is garbage, and pixel maths on it
+# would overflow OpenCV's int32 coordinates.
+MAX_COORDINATE = 1000.0
+MAX_CANVAS = 8192  # draw_pose_params are pixel sizes and offsets in the generation canvas
 
 # OpenPose-18 order, as DWPose writes it.
 BODY_NAMES = ("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
@@ -71,11 +75,11 @@ class PoseSequence:
             if value.shape != shape:
                 raise InputError(f"pose {name} has shape {value.shape}, expected {shape}")
             setattr(self, name, value)
+            if not np.isfinite(value).all() or np.abs(value).max(initial=0.0) > MAX_COORDINATE:
+                raise InputError(f"pose {name} holds values that are not finite or out of range")
         if n == 0:
             raise InputError("a pose sequence needs at least one frame")
-        self.draw_params = tuple(int(v) for v in self.draw_params)  # type: ignore[assignment]
-        if len(self.draw_params) != 6:
-            raise InputError("draw_pose_params must hold 6 integers")
+        self.draw_params = _checked_draw_params(self.draw_params)
 
     def __len__(self) -> int:
         return len(self.body)
@@ -123,31 +127,56 @@ class PoseSequence:
                 parts["face_score"].append(np.asarray(frame["faces_score"], np.float64).reshape(-1, FACE_POINTS)[0])
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise InputError(f"pose frame {i} is not an EchoMimic V2 pose dict ({exc})") from None
-        draw = frames[0].get("draw_pose_params", (768, 768, 0, 768, 0, 768))
-        stacked = {k: np.stack(v) for k, v in parts.items()}
-        return cls(**stacked, fps=fps, draw_params=tuple(draw))
+        draw = _checked_draw_params(frames[0].get("draw_pose_params", (768, 768, 0, 768, 0, 768)))
+        try:
+            stacked = {k: np.stack(v) for k, v in parts.items()}
+        except ValueError:
+            raise InputError("pose frames differ in shape (not all EchoMimic V2 pose dicts)") from None
+        return cls(**stacked, fps=fps, draw_params=draw)
+
+
+def _checked_draw_params(values: object) -> tuple[int, int, int, int, int, int]:
+    """``[imh_new, imw_new, rb, re, cb, ce]``: six whole pixel counts, the drawing at least 1 px,
+    and the paste box (``re - rb`` by ``ce - cb``) the drawing's size, as the official tools write."""
+    try:
+        items = list(values)  # type: ignore[call-overload]
+        numbers = [int(v) for v in items if float(v) == int(v)]
+    except (TypeError, ValueError, OverflowError):
+        numbers = []
+    if len(numbers) != 6 or len(items) != 6:
+        raise InputError("draw_pose_params must hold 6 whole numbers")
+    imh, imw, rb, re, cb, ce = numbers
+    if not (all(0 <= v <= MAX_CANVAS for v in numbers) and imh >= 1 and imw >= 1
+            and re - rb == imh and ce - cb == imw):
+        raise InputError(f"draw_pose_params {numbers} are not a drawing box in a canvas of at most {MAX_CANVAS} px")
+    return imh, imw, rb, re, cb, ce
 
 
 def load_pose_frame(path: Path) -> dict:
-    """Read one official ``{i}.npy`` pose dict without executing arbitrary pickles."""
+    """Read one official ``{i}.npy`` pose dict without executing arbitrary pickles.
+
+    Messages name the file, never its folder (a server's paths stay private)."""
+    name = path.name
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
-            _, _, dtype = read_header(fh)
-            if dtype.hasobject:
-                value = load_numpy_pickle(fh)
-            else:
-                raise InputError(f"{path.name} holds a plain array, not a pose dict")
+            shape, _, dtype = read_header(fh)
+            if not dtype.hasobject:
+                raise InputError(f"{name} holds a plain array, not a pose dict")
+            if dtype != np.dtype(object) or shape != ():
+                raise InputError(f"{name} is not a pose dict (an array of shape {shape})")
+            value = load_numpy_pickle(fh)
     except OSError as exc:
-        raise InputError(f"cannot read pose file {str(path)!r}: {exc.strerror}") from None
-    except (ValueError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
-        raise InputError(f"{str(path)!r} is not a valid pose file ({exc})") from None
-    frame = value.item() if isinstance(value, np.ndarray) else value
+        raise InputError(f"cannot read pose file {name}: {exc.strerror or type(exc).__name__}") from None
+    except (ValueError, EOFError, pickle.UnpicklingError, SyntaxError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{name} is not a valid pose file ({reason})") from None
+    frame = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
     if not isinstance(frame, dict):
-        raise InputError(f"{str(path)!r} is not a pose dict")
-    return frame
+        raise InputError(f"{name} is not a pose dict")
+    return {key: frame[key] for key in FRAME_KEYS if key in frame}
 
 
 def _frame_files(folder: Path) -> list[Path]:
@@ -161,6 +190,9 @@ def _frame_files(folder: Path) -> list[Path]:
             break
         files.append(path)
     return files
+
+
+FRAME_KEYS = ("bodies", "hands", "hands_score", "faces", "faces_score", "num", "draw_pose_params")
 
 
 def load_pose_dir(folder: str | Path, fps: float = DEFAULT_FPS) -> PoseSequence:

@@ -115,6 +115,6 @@ def scale_draw_params(draw_params: tuple[int, ...], height: int, width: int) -> 
     The original canvas is ``rb + re`` by ``cb + ce`` (the drawing is centred in it)."""
     imh, imw, rb, re, cb, ce = draw_params
     sy, sx = height / max(1, rb + re), width / max(1, cb + ce)
-    h, w = min(height, int(imh * sy + 0.5)), min(width, int(imw * sx + 0.5))
+    h, w = min(height, max(1, int(imh * sy + 0.5))), min(width, max(1, int(imw * sx + 0.5)))  # never empty
     top, left = min(height - h, int(rb * sy + 0.5)), min(width - w, int(cb * sx + 0.5))
     return h, w, top, top + h, left, left + w
