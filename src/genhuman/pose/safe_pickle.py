@@ -56,7 +56,7 @@ class _Dtype:
         if self.order is None:
             raise pickle.UnpicklingError("refusing a numpy dtype used before its state was set")
         dtype = np.dtype(self.code)
-        return dtype if self.order in ("|", "=") else dtype.newbyteorder(self.order)
+        return dtype if self.order in ("|", "=") else dtype.newbyteorder("<" if self.order == "<" else ">")
 
     def set_state(self, state: Any) -> None:
         flags = _OBJECT_FLAGS if self.is_object else 0
