@@ -5,36 +5,61 @@ from __future__ import annotations
 
 import wave as wave_module
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
-import av
 import numpy as np
 
 from genhuman.errors import InputError
+from genhuman.media import audio_decode
+from genhuman.media.audio_clip import SAMPLE_RATE, AudioClip
+from genhuman.media.limits import DEFAULT_MAX_AUDIO_SECONDS, max_audio_seconds
 
 AudioInput = Union[str, Path, np.ndarray]
 
-SAMPLE_RATE = 16000
 MIN_SECONDS = 0.1
-DEFAULT_MAX_SECONDS = 2 * 3600.0
+DEFAULT_MAX_SECONDS = DEFAULT_MAX_AUDIO_SECONDS  # GENHUMAN_MAX_AUDIO_SECONDS overrides it
 
 
 def load_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE,
-               max_seconds: float = DEFAULT_MAX_SECONDS) -> np.ndarray:
-    """Decode, mix to mono and resample. Arrays are taken as already at ``sample_rate``, mono."""
+               max_seconds: Optional[float] = None) -> np.ndarray:
+    """Decode, mix to mono and resample. Arrays are taken as already at ``sample_rate``, mono.
+
+    ``max_seconds``: None takes GENHUMAN_MAX_AUDIO_SECONDS, else two hours. The whole clip
+    comes back in memory; :func:`open_audio` keeps long audio out of it."""
     if isinstance(source, np.ndarray):
         wave = _validate_array(source)
-        name = "audio array"
-    else:
-        path = Path(source)
-        wave = _decode_file(path, sample_rate, max_seconds)
-        name = repr(str(path))
-    seconds = len(wave) / sample_rate
+        _check_length(len(wave), sample_rate, max_audio_seconds(max_seconds), "audio array")
+        return wave
+    with open_audio(source, sample_rate, max_seconds) as clip:
+        return clip.to_array()
+
+
+def open_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE,
+               max_seconds: Optional[float] = None) -> AudioClip:
+    """:func:`load_audio` into an :class:`AudioClip`: decoded and resampled frame by frame and
+    held once, in a temporary file, so memory does not grow with the length of the audio.
+    The same samples as ``load_audio``; close the clip (or use ``with``) when done."""
+    limit = max_audio_seconds(max_seconds)
+    if isinstance(source, np.ndarray):
+        wave = _validate_array(source)
+        _check_length(len(wave), sample_rate, limit, "audio array")
+        return AudioClip.from_array(wave, sample_rate)
+    path = Path(source)
+    clip = _decode_file(path, sample_rate, limit)
+    try:
+        _check_length(len(clip), sample_rate, limit, repr(str(path)))
+    except BaseException:
+        clip.close()
+        raise
+    return clip
+
+
+def _check_length(samples: int, sample_rate: int, max_seconds: float, name: str) -> None:
+    seconds = samples / sample_rate
     if seconds < MIN_SECONDS:
         raise InputError(f"{name} is empty or too short ({seconds:.2f} s); need at least {MIN_SECONDS} s")
     if seconds > max_seconds:
         raise InputError(f"{name} is too long ({seconds:.0f} s); the limit is {max_seconds:.0f} s")
-    return wave
 
 
 def _validate_array(array: np.ndarray) -> np.ndarray:
@@ -50,59 +75,36 @@ def _validate_array(array: np.ndarray) -> np.ndarray:
     return np.clip(wave, -1.0, 1.0)
 
 
-def _decode_file(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray:
+def _decode_file(path: Path, sample_rate: int, max_seconds: float) -> AudioClip:
+    name = repr(str(path))
     if not path.exists():
-        raise InputError(f"audio file not found: {str(path)!r}")
+        raise InputError(f"audio file not found: {name}")
     if path.is_dir():
-        raise InputError(f"audio path is a directory, not a file: {str(path)!r}")
+        raise InputError(f"audio path is a directory, not a file: {name}")
+    clip = AudioClip(sample_rate)
     try:
-        container = av.open(str(path))
-    except PermissionError:
-        raise InputError(f"cannot read audio {str(path)!r}: permission denied") from None
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
-        raise InputError(f"{str(path)!r} is not a readable audio or video file") from None
-    with container:
-        if not container.streams.audio:
-            raise InputError(f"{str(path)!r} has no audio track")
-        stream = container.streams.audio[0]
-        # Packed float, channels kept: mixed to mono by the mean below (FFmpeg's own downmix
-        # scales stereo by 1/sqrt(2) per channel, which can clip). Packed, because PyAV 18
-        # reports one plane too many for 8-channel planar audio and to_ndarray() then reads
-        # past the end (a segfault); a packed frame has one plane, read with an exact count.
-        resampler = av.AudioResampler(format="flt", rate=sample_rate)
-        limit = int((max_seconds + 1.0) * sample_rate)  # stop decoding early when over the limit
-        chunks: list[np.ndarray] = []
-        total = 0
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(_mono(out))
-                    total += chunks[-1].size
-                if total > limit:
-                    raise InputError(f"{str(path)!r} is too long; the limit is {max_seconds:.0f} s")
-            for out in resampler.resample(None):
-                chunks.append(_mono(out))
-        except av.FFmpegError as exc:
-            if not chunks:
-                raise InputError(f"audio {str(path)!r} is corrupt and could not be decoded ({exc})") from None
-            # A damaged tail: keep what decoded, as players do.
-    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return np.clip(np.nan_to_num(wave), -1.0, 1.0)
+        with audio_decode.open_container(path, name) as container:
+            in_process = audio_decode.safe_in_process(container)
+            if in_process:
+                for piece in audio_decode.decode(container, sample_rate, max_seconds, name):
+                    clip.append(piece)
+        if not in_process:  # a layout PyAV may crash on: decoded in a child process
+            audio_decode.decode_in_child(path, sample_rate, max_seconds, name, clip.append)
+    except BaseException:
+        clip.close()
+        raise
+    return clip
 
 
-def _mono(frame) -> np.ndarray:
-    """A packed float32 frame -> the mean of its channels."""
-    channels = max(1, len(frame.layout.channels))
-    samples = np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples * channels)
-    return samples.reshape(-1, channels).mean(axis=1)
-
-
-def is_silent(wave: np.ndarray, threshold_db: float = -60.0) -> bool:
+def is_silent(wave: Union[np.ndarray, AudioClip], threshold_db: float = -60.0) -> bool:
     """True when the RMS level (dB re full scale) of the whole wave is below ``threshold_db``."""
-    if wave.size == 0:
+    if len(wave) == 0:
         return True
-    rms = float(np.sqrt(np.mean(np.square(wave.astype(np.float64)))))
-    return 20.0 * np.log10(max(rms, 1e-12)) < threshold_db
+    if isinstance(wave, AudioClip):
+        rms = wave.rms
+    else:
+        rms = float(np.sqrt(np.mean(np.square(wave.astype(np.float64)))))
+    return bool(20.0 * np.log10(max(rms, 1e-12)) < threshold_db)
 
 
 def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
