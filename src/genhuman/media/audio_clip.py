@@ -52,7 +52,7 @@ class AudioClip:
     def _flush(self) -> None:
         if self._pending:
             data = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-            os.pwrite(self._file.fileno(), memoryview(data).cast("B"), (self._n - self._pending_n) * _ITEM)
+            os.pwrite(self._file.fileno(), data.data.cast("B"), (self._n - self._pending_n) * _ITEM)
             self._pending, self._pending_n = [], 0
 
     @classmethod
@@ -80,7 +80,7 @@ class AudioClip:
         self._flush()
         start, stop = max(0, min(start, self._n)), max(0, min(stop, self._n))
         out = np.empty(max(stop - start, 0), dtype=np.float32)
-        view, offset = memoryview(out).cast("B"), start * _ITEM
+        view, offset = out.data.cast("B"), start * _ITEM
         while len(view):
             got = os.preadv(self._file.fileno(), [view], offset)
             if got <= 0:
