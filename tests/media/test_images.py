@@ -130,3 +130,53 @@ def test_probe_image_reads_the_header_only(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"not an image")
     with pytest.raises(InputError, match="not an image"):
         probe_image(tmp_path / "junk.png")
+
+
+def test_pixel_limit_from_the_environment(tmp_path, monkeypatch):
+    from genhuman.media import probe_image
+
+    path = tmp_path / "p.png"
+    Image.new("RGB", (300, 200)).save(path)
+    monkeypatch.setenv("GENHUMAN_MAX_IMAGE_PIXELS", str(300 * 200 - 1))
+    with pytest.raises(InputError, match="too large \\(300x200\\); the limit is 59,999 pixels"):
+        load_image(path)
+    with pytest.raises(InputError, match="too large"):
+        probe_image(path)
+    assert load_image(path, max_pixels=300 * 200).shape == (200, 300, 3)  # the argument wins
+    monkeypatch.setenv("GENHUMAN_MAX_IMAGE_PIXELS", "-5")
+    with pytest.raises(InputError, match="^GENHUMAN_MAX_IMAGE_PIXELS must be a positive number, got '-5'$"):
+        load_image(path)
+
+
+def test_a_decode_larger_than_the_header_is_refused(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin
+
+    path = tmp_path / "p.png"
+    Image.new("RGB", (100, 100)).save(path)
+    real_load = PngImagePlugin.PngImageFile.load
+
+    def lying_load(self):  # a decoder that settles on a bigger size than the header's
+        result = real_load(self)
+        self._size = (1000, 1000)
+        return result
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lying_load)
+    with pytest.raises(InputError, match="decodes to 1000x1000, larger than its header says; the limit is 20,000"):
+        load_image(path, max_pixels=20_000)
+
+
+def test_decoding_memory_is_bounded_by_the_pixels(tmp_path):
+    # 12 Mpx RGBA: decoded by PIL (4 bytes/px) and returned as RGB (3 bytes/px); the old
+    # whole-image conversions took ~25 bytes/px at the peak.
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.png"
+    Image.new("RGBA", (4000, 3000), (10, 20, 30, 128)).save(path)
+    code = ("import resource, sys; from genhuman.media import load_image; "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; image = load_image(sys.argv[1]); "
+            "print(image.shape, image[0, 0].tolist(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("(3000, 4000, 3) [132, 137, 142] "), done.stdout + done.stderr
+    grown_kb = int(done.stdout.split()[-1])
+    assert grown_kb * 1024 / 12e6 < 10.0  # bytes per pixel at the peak

@@ -2,6 +2,11 @@
 
 Transparent images are composited on white (a portrait on a transparent background
 reads as a studio shot; black would merge with dark hair).
+
+Memory is bounded by the pixel cap (``GENHUMAN_MAX_IMAGE_PIXELS``, see
+:mod:`genhuman.media.limits`): the declared size is checked before any pixel is decoded, the
+decoded size again after, and the conversion to RGB runs in bands of rows, so a 49 Mpx
+picture costs its decoded pixels and the result, not five full-size copies.
 """
 
 from __future__ import annotations
@@ -9,23 +14,29 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from genhuman.errors import InputError
+from genhuman.media.limits import DEFAULT_MAX_PIXELS, max_image_pixels
 
 ImageInput = Union[str, Path, np.ndarray]
 
-DEFAULT_MAX_PIXELS = 50_000_000
+__all__ = ["DEFAULT_MAX_PIXELS", "load_image", "probe_image", "resize_max", "save_image"]
+BAND_ROWS = 256  # rows converted at a time
+ORIENTATION = 0x0112  # the EXIF tag exif_transpose acts on
 MIN_SIDE = 64
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "MPO"}  # MPO: JPEG from phone cameras
 
 
-def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
-    """Return the image as an HxWx3 uint8 RGB array (EXIF orientation applied)."""
+def load_image(source: ImageInput, max_pixels: Optional[int] = None, min_side: int = MIN_SIDE) -> np.ndarray:
+    """Return the image as an HxWx3 uint8 RGB array (EXIF orientation applied).
+
+    ``max_pixels``: None takes GENHUMAN_MAX_IMAGE_PIXELS, else 50,000,000."""
+    max_pixels = max_image_pixels(max_pixels)
     if isinstance(source, np.ndarray):
         image = _validate_array(source)
     else:
@@ -38,13 +49,13 @@ def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, min_sid
     return image
 
 
-def probe_image(source: Union[str, Path], max_pixels: int = DEFAULT_MAX_PIXELS,
+def probe_image(source: Union[str, Path], max_pixels: Optional[int] = None,
                 min_side: int = MIN_SIDE) -> tuple[int, int]:
     """(width, height) from the file's header alone: format and declared size are checked
     without decoding a pixel, so a server can refuse a decompression bomb or an absurd size
     for the cost of reading a few bytes. :func:`load_image` applies the same checks."""
     path = Path(source)
-    with _opened(path, max_pixels) as img:
+    with _opened(path, max_image_pixels(max_pixels)) as img:
         width, height = img.size
     if height < min_side or width < min_side:
         raise InputError(f"image is too small ({width}x{height}); need at least {min_side}x{min_side}")
@@ -87,24 +98,44 @@ def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
 
 def _read_file(path: Path, max_pixels: int) -> np.ndarray:
     with _opened(path, max_pixels) as img:
+        declared = img.size
         img.load()
-        return _to_rgb(ImageOps.exif_transpose(img))
+        width, height = img.size
+        # A decoder may settle on another size than the header's (e.g. a JPEG's DNL marker).
+        if img.size != declared and width * height > max_pixels:
+            raise InputError(f"image {str(path)!r} decodes to {width}x{height}, larger than its header "
+                             f"says; the limit is {max_pixels:,} pixels")
+        if img.getexif().get(ORIENTATION, 1) != 1:  # exif_transpose copies even when upright
+            img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Band by band: each band's conversion makes small temporaries, written into the result."""
+    width, height = img.size
+    top = None
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit / 32-bit grayscale: scale the full range down to 8 bits.
+        highest = img.getextrema()[1]
+        top = 65535.0 if img.mode.startswith("I;16") or float(highest) > 255 else 255.0  # type: ignore[arg-type]
+    out = np.empty((height, width, 3), np.uint8)
+    for y in range(0, height, BAND_ROWS):
+        band = img.crop((0, y, width, min(y + BAND_ROWS, height)))
+        out[y:y + band.height] = _band_rgb(band, top)
+    return out
+
+
+def _band_rgb(img: Image.Image, top: Optional[float]) -> np.ndarray:
+    if top is not None:
         array = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or array.max() > 255 else 255.0
-        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        return np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)[:, :, None]
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
 
 
 def _validate_array(array: np.ndarray) -> np.ndarray:
