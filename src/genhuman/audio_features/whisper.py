@@ -92,31 +92,57 @@ def convert_openai_whisper(
 
     Only the encoder is kept; the decoder's tensors are dropped.
     """
-    loaded: Mapping[str, Any]
+    from genhuman.checkpoints.weights import read_torch_pickle
+
+    loaded: Any
+    name = "the whisper checkpoint"
     if isinstance(checkpoint, Mapping):
         loaded = checkpoint
     else:
         path = Path(checkpoint)
         if not path.is_file():
-            raise InputError(f"whisper checkpoint not found: {str(path)!r}")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    checkpoint = loaded
-    if not isinstance(checkpoint, Mapping) or "dims" not in checkpoint or "model_state_dict" not in checkpoint:
-        raise InputError("not an OpenAI whisper checkpoint (expected 'dims' and 'model_state_dict')")
-    config = whisper_config_from_dims(checkpoint["dims"])
-    state = {
-        _rename(key): value.detach().clone().contiguous()
-        for key, value in checkpoint["model_state_dict"].items()
-        if key.startswith("encoder.")
-    }
+            raise InputError(f"whisper checkpoint not found: {path.name}")
+        loaded, name = read_torch_pickle(path), path.name
+    dims = loaded.get("dims") if isinstance(loaded, Mapping) else None
+    weights = loaded.get("model_state_dict") if isinstance(loaded, Mapping) else None
+    if not (isinstance(dims, Mapping) and isinstance(weights, Mapping)):
+        raise InputError(f"{name} is not an OpenAI whisper checkpoint (expected 'dims' and 'model_state_dict')")
+    try:
+        config = whisper_config_from_dims({k: _whole(dims[k]) for k in _DIMS})
+        state = {_rename(key): value.detach().clone().contiguous()
+                 for key, value in weights.items() if isinstance(key, str) and key.startswith("encoder.")}
+        if not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise TypeError
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InputError(f"{name} is not an OpenAI whisper checkpoint (unexpected dims or weights)") from None
     return config, state
 
 
+_DIMS = ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer")
+
+
+def _whole(value: Any) -> int:
+    if type(value) is not int or not 0 < value < 2**20:
+        raise ValueError(value)
+    return value
+
+
 def build_whisper_encoder(config: WhisperConfig, state_dict: Mapping[str, torch.Tensor] | None = None,
-                          ) -> WhisperEncoder:
-    encoder = WhisperEncoder(config)
-    if state_dict is not None:
-        encoder.load_state_dict(state_dict, strict=True)
+                          what: str = "the whisper weights") -> WhisperEncoder:
+    """The encoder with ``state_dict`` (random weights without one). With weights it is built on
+    the meta device first, so a config that asks for a huge encoder costs nothing before the
+    weights' names and shapes are checked against it (a mismatch is one InputError)."""
+    from genhuman.models.pretrained import load_strict
+
+    if state_dict is None:
+        encoder = WhisperEncoder(config)
+    else:
+        try:
+            with torch.device("meta"):
+                encoder = WhisperEncoder(config)
+        except (ValueError, TypeError, RuntimeError):  # e.g. a width its heads do not divide
+            raise InputError(f"{what}: the whisper config does not describe an encoder") from None
+        load_strict(encoder, dict(state_dict), what)
     return encoder.eval().requires_grad_(False)
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from genhuman.checkpoints.vae import load_vae
+from genhuman.checkpoints.weights import parse_config, read_json, read_safetensors, read_state_dict
 from genhuman.checkpoints.layout import (MANIFEST, UNET_CONFIG, VAE_DIR, Variant, check_official, get_variant,
                                          official_root, whisper_file)
 from genhuman.errors import InputError, MissingWeightsError
@@ -55,36 +57,32 @@ def is_converted(directory: Path) -> bool:
 
 
 def read_pth(path: Path) -> dict[str, torch.Tensor]:
-    """An official state dict, unpickled safely; memory-mapped when the file allows it."""
-    try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) serialization cannot be mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read {str(path)!r}: {first_line}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{str(path)!r} is not a state dict of tensors")
-    return state
+    """An official state dict, unpickled safely (memory-mapped when it is the zip format);
+    a malicious or damaged file is one InputError line."""
+    return read_state_dict(path)
 
 
-def condition_config(state: dict[str, torch.Tensor]) -> ConditionEncoderConfig:
+def condition_config(state: dict[str, torch.Tensor], what: str = "the condition encoder") -> ConditionEncoderConfig:
     """FaceLocator/PoseEncoder geometry read off the weight shapes (1 or 3 input channels)."""
+    keys = ("conv_in.weight", "blocks.1.weight", "blocks.3.weight", "blocks.5.weight")
+    if any(state.get(k) is None or state[k].ndim != 4 for k in keys + ("conv_out.weight",)):
+        raise InputError(f"{what} is not a FaceLocator/PoseEncoder state dict")
     return ConditionEncoderConfig(
         conditioning_channels=state["conv_in.weight"].shape[1],
         embedding_channels=state["conv_out.weight"].shape[0],
-        block_out_channels=tuple(state[k].shape[0] for k in ("conv_in.weight", "blocks.1.weight",
-                                                               "blocks.3.weight", "blocks.5.weight")))
+        block_out_channels=tuple(state[k].shape[0] for k in keys))
 
 
-def _unet_configs(root: Path, denoiser_state: dict[str, torch.Tensor]) -> tuple[UNetConfig, UNet3DConfig]:
-    audio_key = next(k for k in denoiser_state if k.endswith("attn2.to_k.weight"))
+def _unet_configs(root: Path, denoiser_state: dict[str, torch.Tensor],
+                  what: str = "the denoising UNet") -> tuple[UNetConfig, UNet3DConfig]:
+    audio_key = next((k for k in denoiser_state if k.endswith("attn2.to_k.weight")), None)
+    if audio_key is None or denoiser_state[audio_key].ndim != 2:
+        raise InputError(f"{what} is not an EchoMimic denoising UNet state dict")
     audio_dim = denoiser_state[audio_key].shape[1]
     if (root / UNET_CONFIG).is_file():
-        data = json.loads((root / UNET_CONFIG).read_text())
-        return (UNetConfig.from_diffusers_config(data),
-                UNet3DConfig.from_diffusers_config(data, cross_attention_dim=audio_dim))
+        return parse_config(root / UNET_CONFIG, lambda data: (
+            UNetConfig.from_diffusers_config(data),
+            UNet3DConfig.from_diffusers_config(data, cross_attention_dim=audio_dim)))
     return UNetConfig.sd15(), UNet3DConfig.sd15(cross_attention_dim=audio_dim)
 
 
@@ -92,23 +90,24 @@ def _official_networks(root: Path, variant: Variant, dtype: torch.dtype | None):
     reference_state = read_pth(root / variant.reference_unet)
     denoiser_state = {**read_pth(root / variant.denoising_unet), **read_pth(root / variant.motion_module)}
     condition_state = read_pth(root / variant.condition_encoder)
-    ref_config, den_config = _unet_configs(root, denoiser_state)
+    ref_config, den_config = _unet_configs(root, denoiser_state, variant.denoising_unet)
     return (
         ReferenceUNet2D.from_state_dict(ref_config, reference_state, dtype, variant.reference_unet),
         EchoUNet3D.from_state_dict(den_config, denoiser_state,
                                    dtype, f"{variant.denoising_unet} + {variant.motion_module}"),
-        ConditionEncoder.from_state_dict(condition_config(condition_state), condition_state, dtype,
+        ConditionEncoder.from_state_dict(condition_config(condition_state, variant.condition_encoder), condition_state,
+                                         dtype,
                                          variant.condition_encoder),
     )
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
-    return json.loads((directory / MANIFEST).read_text())
+    return read_json(directory / MANIFEST)
 
 
 def _check_converted(directory: Path, wanted: str | None) -> Variant:
     manifest = _read_manifest(directory)
-    variant = get_variant(manifest["variant"])
+    variant = get_variant(str(manifest.get("variant")))
     if wanted is not None and wanted != variant.name:
         raise MissingWeightsError(
             f"{str(directory)!r} holds the converted '{variant.name}' weights, not '{wanted}'; convert that "
@@ -126,16 +125,16 @@ def _check_converted(directory: Path, wanted: str | None) -> Variant:
 def _whisper_from_openai(path: Path):
     from genhuman.audio_features.whisper import build_whisper_encoder, convert_openai_whisper
 
-    return build_whisper_encoder(*convert_openai_whisper(path))
+    return build_whisper_encoder(*convert_openai_whisper(path), path.name)
 
 
 def _whisper_from_folder(directory: Path):
-    from safetensors.torch import load_file
     from transformers import WhisperConfig
 
     from genhuman.audio_features.whisper import build_whisper_encoder
 
-    return build_whisper_encoder(WhisperConfig.from_pretrained(directory), load_file(directory / WEIGHTS_NAME))
+    config = parse_config(directory / CONFIG_NAME, WhisperConfig.from_dict)
+    return build_whisper_encoder(config, read_safetensors(directory / WEIGHTS_NAME), f"whisper/{WEIGHTS_NAME}")
 
 
 def load_echomimic(directory: str | Path, variant: str | None = None,
@@ -145,13 +144,11 @@ def load_echomimic(directory: str | Path, variant: str | None = None,
     ``directory`` is a converted folder (its variant is fixed; ``variant`` may be None) or the
     official layout (``variant`` defaults to "audio"; "v2"/"v2_acc" for EchoMimicV2).
     """
-    from diffusers import AutoencoderKL
-
     directory = Path(directory)
     if is_converted(directory):
         chosen = _check_converted(directory, variant)
         return EchoMimicComponents(
-            vae=AutoencoderKL.from_pretrained(directory / "vae", torch_dtype=dtype, low_cpu_mem_usage=False).eval(),
+            vae=load_vae(directory / "vae", dtype),
             reference_unet=ReferenceUNet2D.from_pretrained(directory / "reference_unet", dtype),
             denoising_unet=EchoUNet3D.from_pretrained(directory / "denoising_unet", dtype),
             condition_encoder=ConditionEncoder.from_pretrained(directory / "condition_encoder", dtype),
@@ -162,7 +159,7 @@ def load_echomimic(directory: str | Path, variant: str | None = None,
     check_official(root, chosen)
     reference_unet, denoising_unet, condition_encoder = _official_networks(root, chosen, dtype)
     return EchoMimicComponents(
-        vae=AutoencoderKL.from_pretrained(root / VAE_DIR, torch_dtype=dtype, low_cpu_mem_usage=False).eval(),
+        vae=load_vae(root / VAE_DIR, dtype),
         reference_unet=reference_unet, denoising_unet=denoising_unet, condition_encoder=condition_encoder,
         audio_encoder=_whisper_from_openai(_checked_whisper_file(root)),
         variant=chosen, layout="official", source=root)
@@ -184,8 +181,6 @@ def convert_echomimic(source: str | Path, destination: str | Path, variant: str 
     ``dtype`` (e.g. ``torch.float16``) casts the UNets and the condition encoder; the VAE and
     whisper stay fp32.
     """
-    from diffusers import AutoencoderKL
-
     source, destination = Path(source), Path(destination)
     chosen = get_variant(variant)
     if is_converted(source):
@@ -205,7 +200,7 @@ def convert_echomimic(source: str | Path, destination: str | Path, variant: str 
             del model
         del networks
         report(progress, 0.7, "converting the VAE")
-        AutoencoderKL.from_pretrained(root / VAE_DIR, low_cpu_mem_usage=False).save_pretrained(work / "vae")
+        load_vae(root / VAE_DIR).save_pretrained(work / "vae")
         report(progress, 0.85, "converting whisper")
         from genhuman.audio_features.whisper import convert_openai_whisper
 

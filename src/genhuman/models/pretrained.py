@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from genhuman.checkpoints.weights import parse_config, read_safetensors
 from genhuman.errors import InputError, MissingWeightsError
 
 CONFIG_NAME = "config.json"
@@ -61,17 +62,20 @@ class PretrainedMixin:
         directory = Path(directory)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).is_file():
-                raise MissingWeightsError(f"{directory / name} is missing")
-        config = cls.config_class.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
-        return cls.from_state_dict(config, load_file(str(directory / WEIGHTS_NAME), device=str(device)),
-                                   dtype=dtype, what=str(directory / WEIGHTS_NAME))
+                raise MissingWeightsError(f"{directory.name}/{name} is missing")
+        config = parse_config(directory / CONFIG_NAME, cls.config_class.from_dict)
+        return cls.from_state_dict(config, read_safetensors(directory / WEIGHTS_NAME, device=str(device)),
+                                   dtype=dtype, what=f"{directory.name}/{WEIGHTS_NAME}")
 
     @classmethod
     def from_state_dict(cls: type[M], config: Any, state: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
                         what: str = "state dict") -> M:
         """Build on the meta device and adopt the given tensors (no second copy in memory)."""
-        with torch.device("meta"):
-            model = cls(config)  # type: ignore[call-arg]
+        try:
+            with torch.device("meta"):
+                model = cls(config)  # type: ignore[call-arg]
+        except (TypeError, ValueError, ZeroDivisionError, RuntimeError, AttributeError, IndexError):
+            raise InputError(f"{what}: its config does not describe a {cls.__name__}") from None  # hand-edited?
         load_strict(model, state, what)
         if dtype is not None:
             model.to(dtype)  # type: ignore[attr-defined]

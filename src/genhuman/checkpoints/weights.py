@@ -1,0 +1,99 @@
+"""Every weights file is read here, and a bad one becomes one line of InputError.
+
+Formats: PyTorch pickles (``.pth``/``.pt``/``.bin``: the zip format, and the legacy
+formats) through ``torch.load(weights_only=True)``, which runs no code; ``.safetensors``;
+the JSON configs of Hugging Face folders. A malicious, damaged or truncated file raises
+whatever its reader raises (torch's ``UnpicklingError`` even advises ``weights_only=False``,
+which would run the file's code); here that is one sentence naming the file's base name
+(never its folder: a server's paths stay private), and the CLI exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genhuman.errors import InputError
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, fixed description of why a weights file could not be read (none of the reader's text)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and ("GLOBAL" in text or "global" in text):
+        return "it holds objects other than tensors, which could run code (refused)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    if isinstance(exc, MemoryError):
+        return "it claims more memory than there is"
+    return "damaged, truncated or not a weights file"
+
+
+def _refused(path: Path, exc: BaseException) -> InputError:
+    return InputError(f"cannot read weights {path.name}: {_reason(exc)}")
+
+
+def read_torch_pickle(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU; memory-mapped when the file is the zip format."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            zipped = fh.read(4) == _ZIP_MAGIC
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except Exception as exc:  # UnpicklingError, RuntimeError, BadZipFile, EOFError, OSError, ...
+        raise _refused(path, exc) from None
+
+
+def read_safetensors(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        return load_file(str(path), device=device)
+    except Exception as exc:  # safetensors' SafetensorError (a header too large, bad JSON, bad offsets), OSError
+        raise _refused(path, exc) from None
+
+
+def read_state_dict(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A flat ``{name: tensor}`` from a ``.safetensors`` file or a PyTorch pickle."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        state: Any = read_safetensors(path, device)
+    else:
+        state = read_torch_pickle(path)
+        if device != "cpu" and isinstance(state, dict):
+            state = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise InputError(f"cannot read weights {path.name}: it is not a state dict of tensors")
+    return state
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A config file; damaged, not JSON or not an object is one InputError naming the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read {path.name}: {_reason(exc)}") from None
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
+        raise InputError(f"{path.name} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path.name} is not a JSON object")
+    return data
+
+
+def parse_config(path: str | Path, parse: Any) -> Any:
+    """``parse(read_json(path))``; a config with missing keys or wrong types is an InputError."""
+    data = read_json(path)
+    try:
+        return parse(data)
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
+        raise InputError(f"{Path(path).name} is not a config these weights can be built from") from None
