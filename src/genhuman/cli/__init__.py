@@ -8,6 +8,7 @@ code 2; no traceback unless ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -15,6 +16,8 @@ import sys
 from typing import NoReturn
 
 from genhuman import __version__
+from genhuman.cli.paths import path_error
+from genhuman.cli.signals import Terminated, signals_as_interrupts
 from genhuman.errors import GenHumanError
 
 # Sub-command modules, in the order ``--help`` lists them.
@@ -85,12 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result = args.func(args)
+        with signals_as_interrupts():
+            result = args.func(args)
     except GenHumanError as exc:
         if verbose:
             logging.exception("failed")
         print(f"genhuman: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated as exc:
+        print(f"genhuman: terminated ({exc.name})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("genhuman: interrupted", file=sys.stderr)
         return 130
@@ -98,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         print("genhuman: error: out of memory; try a smaller --max-size or shorter audio", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: say so in one line, full traceback with --verbose
+        if isinstance(exc, OSError):
+            message = path_error(exc)
+            if message is not None:  # a path the user gave: their input, exit 2
+                if verbose:
+                    logging.exception("failed")
+                print(f"genhuman: error: {message}", file=sys.stderr)
+                return 2
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                print(f"genhuman: error: {exc.strerror}; free some space and try again", file=sys.stderr)
+                return 1
         if verbose:
             raise
         extra = _EXTRA_OF.get((exc.name or "").split(".")[0]) if isinstance(exc, ModuleNotFoundError) else None

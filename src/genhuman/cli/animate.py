@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genhuman.cli.paths import check_output
 from genhuman.errors import InputError
 from genhuman.request import AnimateRequest, EngineOptions, Option, option_default, request_options
 
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output.suffix.lower() != ".mp4":
         raise InputError(f"output must be an .mp4 file, got {str(args.output)!r}")
+    check_output(args.output, {"input image": args.image, "input audio": args.audio,
+                               "transcript": args.text_file, "pose input": getattr(args, "pose", None)})
     request, options = request_from_args(args)
     started = time.perf_counter()
     engine = load_engine(args.engine, options)

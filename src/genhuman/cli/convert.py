@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genhuman.cli.paths import check_output
 from genhuman.errors import InputError
 
 FAMILY_VARIANTS = {"echomimic": ("audio", "acc", "pose", "pose_acc"), "echomimic_v2": ("v2", "v2_acc")}
@@ -25,14 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from genhuman.checkpoints import convert_echomimic
-
     variants = FAMILY_VARIANTS[args.family]
     variant = args.variant or variants[0]
     if variant not in variants:
         raise InputError(f"variant {variant!r} is not one of {args.family}'s: {', '.join(variants)}")
+    check_output(args.destination, {"source folder": args.source})
+
+    import torch  # after the checks: it takes seconds to import
+
+    from genhuman.checkpoints import convert_echomimic
+
     out = convert_echomimic(args.source, args.destination, variant, torch.float16 if args.fp16 else None)
     print(f"converted {args.family} ({variant}) to {out}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from genhuman.cli.common import int_range
+from genhuman.cli.paths import check_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def run_extract(args: argparse.Namespace) -> int:
     from genhuman.pose.extract import extract_video_pose
     from genhuman.pose.format import save_pose_dir
 
+    check_output(args.out_dir, {"input video": args.video})
     pose, (height, width) = extract_video_pose(args.video, max_frames=args.max_frames)
     box = pose_crop(pose, height, width)
     aligned = crop_pose(pose, box, height, width, args.size, args.size)
@@ -52,6 +54,7 @@ def run_render(args: argparse.Namespace) -> int:
 
     if args.output.suffix.lower() != ".mp4":
         raise InputError(f"output must be an .mp4 file, got {str(args.output)!r}")
+    check_output(args.output, {"pose folder": args.pose_dir})
     pose = load_pose_dir(args.pose_dir, fps=args.fps)
     with VideoWriter(args.output, fps=args.fps) as writer:
         for i in range(len(pose)):
