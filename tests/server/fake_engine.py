@@ -1,13 +1,15 @@
 """A stand-in engine for server tests that need control over timing or failure.
 
-It implements the engine protocol (validate, prepare_avatar, stream, animate) and writes a
+It implements the engine protocol (validate, prepare_avatar, stream, animate; prepare_avatar
+finds the face, as the real engines do) and writes a
 real (still) MP4 of the portrait, ``frames`` frames, sleeping ``delay`` s per frame. It is
 driven by environment variables so that subprocess tests can use it too:
 GENHUMAN_FAKE_DELAY (seconds per frame), GENHUMAN_FAKE_FRAMES, GENHUMAN_FAKE_PREPARE
 (seconds prepare_avatar sleeps, standing in for face detection / reference encoding).
 
 Its own refusals, for the tests: ``validate`` wants width and height multiples of 8 (like
-a diffusion model's size multiple); seed 13 fails at run time ("no face found").
+a diffusion model's size multiple); seed 13 fails at run time ("no face found"); seed 14
+raises a RuntimeError whose text names a server path (it must not reach the client).
 """
 
 from __future__ import annotations
@@ -53,8 +55,12 @@ class FakeEngine:
 
         with self._count_lock:
             type(self).prepares += 1
+        from genhuman.face import face_landmarks
+
         time.sleep(float(os.environ.get("GENHUMAN_FAKE_PREPARE", "0")))
-        picture = load_image(image)[:64, :64]
+        picture = load_image(image)
+        face_landmarks(picture, face_index)  # like a real engine: the avatar is the face found
+        picture = picture[:64, :64]
         return Avatar(self.name, "", {"picture": np.ascontiguousarray(picture)},
                       {"face_index": face_index, "max_size": max_size})
 
@@ -78,6 +84,8 @@ class FakeEngine:
         request = self.validate(request)
         if request.seed == 13:
             raise InputError("no face found in the image")
+        if request.seed == 14:
+            raise RuntimeError(f"could not write {Path(output).resolve()}")
         avatar = image if isinstance(image, Avatar) else self.prepare_avatar(image, request.face_index,
                                                                               request.max_size)
         frames = 0

@@ -31,12 +31,13 @@ def test_job_lifecycle(tmp_path, fake_engine, small_portrait, short_speech):
         assert r.status_code == 202, r.text
         job = r.json()
         assert r.headers["location"] == f"/v1/jobs/{job['id']}"
-        assert job["status"] == "queued" and job["options"] == {"fps": 10, "seed": 3}
+        # the server's output cap is the job's max_size when the request sets none
+        assert job["status"] == "queued" and job["options"] == {"fps": 10, "seed": 3, "max_size": 1024}
         done = wait_for(client, job["id"])
         assert done["status"] == "succeeded", done
         assert done["progress"] == 1.0 and done["attempts"] == 1
         assert done["result"] == {"frames": 4, "fps": 10, "width": 64, "height": 64, "seconds": 0.4,
-                                  "avatar_cache": "miss"}
+                                  "avatar_cache": "admission"}  # prepared once, while checking the upload
         assert {"engine_load", "prepare_avatar", "animate", "render", "queued", "run"} <= set(done["timings"])
         video = client.get(done["video_url"])
         assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from genhuman.cli.common import float_range, int_range
 
+KEEP_ALIVE_SECONDS = 5
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the HTTP API and web page",
                        description="Serve the HTTP API (/v1, docs at /docs) and the web page (/). "
@@ -42,6 +45,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--avatar-cache-disk", type=int_range(0, 100000), default=0, metavar="N",
                    help="also keep up to N prepared avatars under --data-dir/avatars, shared by the "
                         "workers and kept across restarts (default 0 = off)")
+    p.add_argument("--client-token", action="append", default=[], metavar="TOKEN", dest="tokens",
+                   help="a further client token (repeatable); each token owns the jobs made with it")
+    p.add_argument("--admin-token", default=None,
+                   help="a token that sees, cancels and deletes every job (or env GENHUMAN_ADMIN_TOKEN)")
+    p.add_argument("--max-output-size", type=int_range(64, 4096), default=1024, metavar="PX",
+                   help="longest side of the portrait the engines render; requests may ask smaller (default 1024)")
+    p.add_argument("--max-image-mpx", type=float_range(0.01, 200), default=16.0, metavar="MPX",
+                   help="largest decoded upload, megapixels, checked from the header first (default 16)")
+    p.add_argument("--rate-limit", type=float_range(0, 100000), default=60.0, metavar="N",
+                   help="job submissions per minute per client (token or address); 0 = off (default 60)")
+    p.add_argument("--rate-burst", type=int_range(1, 100000), default=20, metavar="N",
+                   help="submissions a client may make at once before --rate-limit applies (default 20)")
+    p.add_argument("--validation-threads", type=int_range(1, 16), default=2, metavar="N",
+                   help="threads that decode uploads, check faces and speak text (default 2)")
+    p.add_argument("--body-timeout", type=float_range(1, 3600), default=60.0, metavar="S",
+                   help="seconds a client may take to send a request body (default 60)")
     p.set_defaults(func=run)
 
 
@@ -68,12 +87,18 @@ def run(args: argparse.Namespace) -> int:
                               max_queue=args.max_queue, max_attempts=args.max_attempts,
                               cors_origins=args.cors_origin, engines=args.engines, weights=dict(args.weights),
                               avatar_cache=args.avatar_cache, avatar_cache_disk=args.avatar_cache_disk,
-                              allowed_hosts=args.allowed_hosts)
+                              allowed_hosts=args.allowed_hosts, tokens=args.tokens, admin_token=args.admin_token,
+                              max_output_size=args.max_output_size,
+                              max_image_pixels=int(args.max_image_mpx * 1_000_000), rate_limit=args.rate_limit,
+                              rate_burst=args.rate_burst, validation_threads=args.validation_threads,
+                              body_timeout=args.body_timeout)
     if args.engines:
         settings.default_engine = args.engines[0]
     app = create_app(settings)  # validates the settings (token on non-loopback hosts, ...)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("genhuman").setLevel(logging.INFO)
     print(f"genhuman: serving on http://{args.host}:{args.port} (data in {settings.data_dir.resolve()})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    # timeout_keep_alive: an idle connection is closed after 5 s (slow clients hold no slot)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
     return 0

@@ -86,6 +86,10 @@ class LRU(Generic[V]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, key: Hashable) -> bool:  # a peek: counts no hit or miss, moves nothing
+        with self._lock:
+            return key in self._items
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"size": len(self._items), "capacity": self.capacity, "hits": self.hits,
@@ -147,6 +151,9 @@ class DiskAvatars:
 
     def _path(self, key: str) -> Path:
         return self.directory / Path(key).name
+
+    def has(self, key: str) -> bool:
+        return (self._path(key) / META_FILE).is_file()
 
     def load(self, key: str) -> Optional[Avatar]:
         path = self._path(key)

@@ -43,6 +43,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     started_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Who made the job: "token:<hash>", "session:<hash>" or "local" (genhuman.server.auth).
+    # NULL for jobs made before owners existed: only the admin token sees those.
+    owner: Mapped[Optional[str]] = mapped_column(String(64), nullable=True, index=True)
 
 
 def make_db_engine(url: str) -> SqlEngine:
@@ -60,4 +63,18 @@ def make_db_engine(url: str) -> SqlEngine:
             cur.close()
 
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: SqlEngine) -> None:
+    """A database made by an older server lacks the columns added since (create_all makes
+    missing tables, never missing columns): add them, empty."""
+    from sqlalchemy import inspect, text
+
+    present = {c["name"] for c in inspect(engine).get_columns(Job.__tablename__)}
+    for column in Job.__table__.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {Job.__tablename__} ADD COLUMN {column.name} {kind}"))

@@ -44,8 +44,9 @@ def _iso(d: Optional[datetime]) -> Optional[str]:
     return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """The public view of a job (what the API returns): no file names."""
+def job_to_dict(job: Job, show_text: bool = True) -> dict[str, Any]:
+    """The public view of a job (what the API returns): no file names, no owner; the
+    transcript only for its owner (``show_text``)."""
     timings = dict(job.timings or {})
     queued = _seconds(job.created_at, job.started_at or (job.finished_at if job.status in FINISHED else None))
     if queued is not None:
@@ -58,7 +59,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "status": job.status,
         "engine": job.engine,
         "options": job.options or {},
-        "text": job.text,
+        "text": job.text if show_text else None,
         "progress": round(job.progress, 4),
         "message": job.message,
         "error": job.error,
@@ -95,14 +96,15 @@ class JobStore:
             raise QueueFull()
 
     def create(self, *, engine: str, options: dict[str, Any], text: Optional[str],
-               image_file: str, audio_file: str) -> dict[str, Any]:
+               image_file: str, audio_file: str, owner: Optional[str] = None) -> dict[str, Any]:
         job_id = uuid.uuid4().hex
         with self._create_lock:
             self.check_room()
             with self._session() as s, s.begin():
                 job = Job(id=job_id, status=QUEUED, engine=engine, options=options, text=text,
                           image_file=image_file, audio_file=audio_file, progress=0.0, message="queued",
-                          attempts=0, cancel_requested=False, timings={}, result={}, created_at=utcnow())
+                          attempts=0, cancel_requested=False, timings={}, result={}, created_at=utcnow(),
+                          owner=owner)
                 s.add(job)
             view = job_to_dict(job)
         with self.changed:
@@ -115,12 +117,21 @@ class JobStore:
         with self._session() as s:
             return s.get(Job, job_id)
 
-    def list(self, limit: int = 50, status: Optional[str] = None) -> list[Job]:
+    def list(self, limit: int = 50, status: Optional[str] = None, owner: Optional[str] = None) -> list[Job]:
+        """The most recent jobs; only ``owner``'s when given (None: everyone's)."""
         with self._session() as s:
             q = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
             if status:
                 q = q.where(Job.status == status)
+            if owner is not None:
+                q = q.where(Job.owner == owner)
             return list(s.scalars(q))
+
+    def referenced_files(self) -> set[str]:
+        """Every upload name some job still refers to (start-up removes the others)."""
+        with self._session() as s:
+            rows = s.execute(select(Job.image_file, Job.audio_file)).all()
+        return {name for row in rows for name in row if name}
 
     def position(self, job: Job) -> int:
         """How many queued jobs are ahead of this one."""

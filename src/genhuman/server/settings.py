@@ -11,6 +11,7 @@ from typing import Optional
 from genhuman.errors import InputError
 
 TOKEN_ENV = "GENHUMAN_TOKEN"
+ADMIN_TOKEN_ENV = "GENHUMAN_ADMIN_TOKEN"
 
 
 @dataclass
@@ -35,6 +36,18 @@ class ServerSettings:
     # Host names accepted in the Host header besides loopback ones and ``host`` itself (a server
     # without a token answers only those: a DNS-rebinding page cannot reach it by another name).
     allowed_hosts: list[str] = field(default_factory=list)
+    # -- bounded cost (issue 9) --
+    max_output_size: int = 1024  # longer side of the portrait the engines render; a request may ask smaller
+    max_image_pixels: int = 16_000_000  # decoded pixels of an upload (checked from the header first)
+    rate_limit: float = 60.0  # job submissions per minute per client (token, session or address); 0 = off
+    rate_burst: int = 20  # submissions a client may make at once before the rate applies
+    validation_threads: int = 2  # decoding, face checks and TTS of uploads run on these threads only
+    validation_backlog: int = 8  # submissions waiting for a validation thread; more get 503 at once
+    body_timeout: float = 60.0  # seconds a client may take to send a request body
+    min_free_mb: float = 64.0  # uploads that would leave less free disk than this get 507
+    # Further client tokens (each one owns its own jobs); the admin token sees every job.
+    tokens: list[str] = field(default_factory=list)
+    admin_token: Optional[str] = None
 
     @property
     def database_url(self) -> str:
@@ -44,11 +57,18 @@ class ServerSettings:
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
+    @property
+    def client_tokens(self) -> list[str]:
+        """Every token that admits a caller (the admin token included)."""
+        return [t for t in (self.token, *self.tokens, self.admin_token) if t]
+
     def resolve(self) -> "ServerSettings":
         """Fill the token from the environment and refuse unsafe or absurd settings."""
         if not self.token:
             self.token = os.environ.get(TOKEN_ENV) or None
-        if not is_loopback(self.host) and not self.token:
+        if not self.admin_token:
+            self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+        if not is_loopback(self.host) and not self.client_tokens:
             raise InputError(f"refusing to listen on {self.host!r} without a token; pass --token "
                              f"or set {TOKEN_ENV} (or bind to 127.0.0.1)")
         if self.workers is not None and not 1 <= self.workers <= 64:
@@ -61,6 +81,17 @@ class ServerSettings:
             raise InputError(f"avatar cache must be between 0 and 4096, got {self.avatar_cache}")
         if not 0 <= self.avatar_cache_disk <= 100_000:
             raise InputError(f"avatar cache disk must be between 0 and 100000, got {self.avatar_cache_disk}")
+        if not 64 <= self.max_output_size <= 4096:
+            raise InputError(f"max output size must be between 64 and 4096, got {self.max_output_size}")
+        if not 4096 <= self.max_image_pixels <= 200_000_000:
+            raise InputError(f"max image pixels must be between 4096 and 200000000, got {self.max_image_pixels}")
+        if not 0 <= self.rate_limit <= 100_000 or self.rate_burst < 1:
+            raise InputError(f"rate limit must be between 0 and 100000 per minute with a burst of at least 1, "
+                             f"got {self.rate_limit} and {self.rate_burst}")
+        if not 1 <= self.validation_threads <= 16 or not 0 <= self.validation_backlog <= 1000:
+            raise InputError("validation threads must be between 1 and 16 and the backlog between 0 and 1000")
+        if not self.body_timeout > 0:
+            raise InputError(f"body timeout must be a positive number of seconds, got {self.body_timeout}")
         if self.max_attempts < 1:
             raise InputError(f"max attempts must be at least 1, got {self.max_attempts}")
         self.data_dir = Path(self.data_dir)

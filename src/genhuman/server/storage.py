@@ -6,6 +6,7 @@ is only used to pick an extension from a fixed allow-list.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import uuid
 from pathlib import Path
@@ -20,6 +21,14 @@ CHUNK = 1 << 20
 
 class TooLarge(Exception):
     """An upload went past its size cap."""
+
+
+class DiskFull(Exception):
+    """The disk filled up while an upload was written (the partial file is gone)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def safe_extension(client_name: Optional[str], allowed: set[str], default: str) -> str:
@@ -46,8 +55,10 @@ class Storage:
                     if written > max_bytes:
                         raise TooLarge()
                     out.write(chunk)
-        except BaseException:
+        except BaseException as exc:
             path.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise DiskFull() from None
             raise
         if written == 0:
             path.unlink(missing_ok=True)
@@ -75,6 +86,14 @@ class Storage:
         """Delete half-written videos (the writer's hidden ``.*.partial.mp4`` files) left by a
         killed server; called at start-up, before any worker runs. Returns how many."""
         stray = list(self.results.glob(".*.partial.mp4"))
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return len(stray)
+
+    def remove_orphan_uploads(self, referenced: set[str]) -> int:
+        """Delete uploads no job refers to (left by a server killed while it checked an
+        upload); called at start-up, before any request. Returns how many."""
+        stray = [p for p in self.uploads.iterdir() if p.is_file() and p.name not in referenced]
         for path in stray:
             path.unlink(missing_ok=True)
         return len(stray)

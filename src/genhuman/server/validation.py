@@ -12,14 +12,14 @@ API returns as JSON; messages never show server paths.
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from pydantic import BaseModel, Field, create_model
+
 from genhuman.errors import InputError
-from genhuman.server.avatars import LRU
 from genhuman.request import AnimateRequest, EngineOptions, Option, request_options
 
 # Fields the server declares itself (text has a second meaning here: what to speak).
@@ -76,6 +76,27 @@ def parse_options(raw: Mapping[str, Optional[str]], text: Optional[str] = None) 
     return request, bool(engine_values.get("accelerated", False))
 
 
+def job_form(default_engine: str) -> type[BaseModel]:
+    """The multipart form of ``POST /v1/jobs`` as a pydantic model: the files, text and
+    engine, then one field per server-offered option spec (genhuman.request). The option
+    fields carry their real type, range, choices and help in the schema, but arrive as
+    strings that :func:`parse_options` parses, so a bad value gets the CLI's sentence."""
+    from fastapi import UploadFile
+
+    defined: dict[str, Any] = {
+        "image": (Optional[UploadFile], Field(None, description="portrait (PNG/JPEG/WebP/BMP)")),
+        "audio": (Optional[UploadFile], Field(None, description="speech (wav/flac/mp3/m4a/ogg/webm)")),
+        "text": (Optional[str], Field(None, description="text to speak (bundled Piper voice) when no audio is "
+                                                       "sent; with audio, the transcript of the speech (lite: "
+                                                       "forced alignment for better lip sync)")),
+        "engine": (str, Field(default_engine, description="engine name (see GET /v1/engines)")),
+    }
+    for name, spec in FORM_FIELDS:
+        defined[name] = (Optional[str], Field(None, description=spec.help,
+                                              json_schema_extra=schema_writer(name, spec)))
+    return create_model("JobForm", **defined)
+
+
 def stored_options(request: AnimateRequest, accelerated: bool) -> dict[str, Any]:
     """What the job row keeps: the explicitly set options (JSON values); text has its column."""
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in request.explicit().items() if k != "text"}
@@ -99,35 +120,27 @@ def hide_path(exc: InputError, path: Path, what: str) -> InputError:
     return InputError(message)
 
 
-def check_image(path: Path, face_index: int = 0, passed: Optional[LRU] = None) -> tuple[int, int]:
-    """Decode the uploaded portrait and find the face to animate, so that a photo
-    without one is refused at upload rather than failing in the queue. ``passed``
-    remembers portraits whose face was found (by the upload's bytes and by the decoded
-    pixels' :func:`~genhuman.engines.avatar.image_digest`), so that the same portrait sent
-    again skips face detection (and, byte for byte the same, the decoding).
-    Returns (width, height)."""
-    from genhuman.engines.avatar import image_digest
-    from genhuman.face import face_landmarks
-    from genhuman.media import load_image
+def probe_audio(path: Path, max_seconds: float) -> None:
+    """The cheap audio check: a container FFmpeg can open, with an audio track, whose
+    declared duration (when the header has one) is within the limit. Nothing is decoded."""
+    import av
 
-    cache = passed if passed is not None and passed.capacity > 0 else None
-    if cache is not None:
-        file_key = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), face_index)
-        size = cache.get(file_key)
-        if size is not None:
-            return size
     try:
-        image = load_image(path)
-        size = (image.shape[1], image.shape[0])
-        pixels_key = ("pixels", image_digest(image), face_index)
-        if cache is None or cache.get(pixels_key) is None:
-            face_landmarks(image, face_index, name="the uploaded image")
-    except InputError as exc:
-        raise hide_path(exc, path, "the uploaded image") from None
-    if cache is not None:
-        cache.put(file_key, size)
-        cache.put(pixels_key, size)
-    return size
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise InputError("the uploaded audio has no audio track")
+            stream = container.streams.audio[0]
+            seconds = None
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                seconds = container.duration / 1_000_000
+    except InputError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        raise InputError("the uploaded audio is not a readable audio or video file") from None
+    if seconds is not None and seconds > max_seconds + 1.0:
+        raise InputError(f"the uploaded audio is too long ({seconds:.0f} s); the limit is {max_seconds:.0f} s")
 
 
 def check_audio(path: Path, max_seconds: float) -> float:

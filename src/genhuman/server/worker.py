@@ -20,16 +20,19 @@ from typing import Any, Optional, Union
 from genhuman.engines.avatar import Avatar, image_digest
 from genhuman.engines.base import AnimateRequest, EngineOptions
 from genhuman.errors import Cancelled, InputError
+from genhuman.server.admission import Handoff
 from genhuman.server.avatars import LRU, AvatarCache, DiskAvatars, avatar_key, portrait_prefix
 from genhuman.server.db import CANCELLED, FAILED, SUCCEEDED, Job
 from genhuman.server.jobs import JobStore
-from genhuman.server.storage import Storage
+from genhuman.server.storage import Storage, is_disk_full
 from genhuman.server.validation import hide_path, request_from_job
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.25  # seconds between progress writes
 IDLE_WAIT = 2.0  # seconds between queue polls when idle (new jobs also wake workers)
+MAX_BACKOFF = 60.0  # longest pause between tries while the database refuses
+FINISH_TRIES = 3
 
 
 def default_devices(count: Optional[int]) -> list[Optional[str]]:
@@ -50,7 +53,7 @@ def default_devices(count: Optional[int]) -> list[Optional[str]]:
 class Worker(threading.Thread):
     def __init__(self, name: str, store: JobStore, storage: Storage, device: Optional[str],
                  stop: threading.Event, weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16,
-                 disk: Optional[DiskAvatars] = None):
+                 disk: Optional[DiskAvatars] = None, handoff: Optional[Handoff] = None):
         super().__init__(name=name, daemon=True)
         self.store, self.storage, self.device, self.stop_event = store, storage, device, stop
         self.weights = weights or {}
@@ -59,14 +62,24 @@ class Worker(threading.Thread):
         self.disk = disk  # shared by the pool's workers, or None
         self.validated: set[tuple[str, bool]] = set()  # engines whose validate ran (weights loaded)
         self.digests: LRU[str] = LRU(avatar_cache * 4)  # upload bytes' sha256 -> image_digest
+        self.handoff = handoff  # what admission decoded and prepared (shared by the pool)
+        self.unrecorded: list[tuple[str, str, dict[str, Any]]] = []  # outcomes the database refused
 
     def run(self) -> None:
+        failures = 0  # consecutive database failures: logged once, retried with a growing pause
         while not self.stop_event.is_set():
             try:
+                self.record_pending()
                 job = self.store.claim_next(self.name)
-            except Exception:  # a database hiccup must not kill the worker
-                log.exception("claiming a job failed")
-                job = None
+                if failures:
+                    log.warning("%s: the database answers again after %d failed tries", self.name, failures)
+                failures = 0
+            except Exception:  # a database hiccup (or a full disk) must not kill the worker
+                if failures == 0:
+                    log.exception("%s: claiming a job failed; retrying quietly", self.name)
+                failures += 1
+                self.stop_event.wait(min(MAX_BACKOFF, IDLE_WAIT * 2 ** min(failures, 5)))
+                continue
             if job is None:
                 with self.store.changed:
                     self.store.changed.wait(IDLE_WAIT)
@@ -75,6 +88,27 @@ class Worker(threading.Thread):
                 self.run_job(job)
             except Exception:  # e.g. the database went away while recording the result
                 log.exception("job %s: could not record its outcome", job.id)
+
+    def finish(self, job_id: str, status: str, **values: Any) -> None:
+        """Record a job's outcome, retrying; when the database still refuses, the outcome
+        waits in ``unrecorded`` (tried again before each claim), so no job stays 'running'
+        while the server runs."""
+        for attempt in range(FINISH_TRIES):
+            try:
+                self.store.finish(job_id, status, **values)
+                return
+            except Exception:
+                if attempt == FINISH_TRIES - 1:
+                    log.exception("job %s: recording its outcome failed %d times; will retry", job_id, FINISH_TRIES)
+                else:
+                    time.sleep(0.2 * (attempt + 1))
+        self.unrecorded.append((job_id, status, values))
+
+    def record_pending(self) -> None:
+        while self.unrecorded:
+            job_id, status, values = self.unrecorded[0]
+            self.store.finish(job_id, status, **values)  # raises while the database refuses
+            self.unrecorded.pop(0)
 
     def engine(self, name: str, accelerated: bool):
         key = (name, accelerated)
@@ -87,30 +121,36 @@ class Worker(threading.Thread):
 
     def avatar(self, engine: Any, job: Job, request: AnimateRequest, checked: Optional[AnimateRequest],
                accelerated: bool, fresh: bool = False) -> tuple[Union[Path, Avatar], Optional[str], str]:
-        """What to animate: a prepared avatar (from memory, from disk, or prepared now and
-        kept), or the portrait's path when the cache is off or the engine cannot prepare
-        avatars. ``checked`` is ``engine.validate(request)`` (its defaults filled in: an unset
-        size is the default size); ``fresh``: prepare it again whatever the caches hold.
-        Returns (it, "hit" / "disk" / "miss" or None when no cache was used, the key)."""
+        """What to animate: a prepared avatar (from memory, from disk, from admission, or
+        prepared now and kept), or the portrait's path when the caches are off and admission
+        prepared none, or the engine cannot prepare avatars. ``checked`` is
+        ``engine.validate(request)`` (its defaults filled in: an unset size is the default
+        size); ``fresh``: prepare it again whatever the caches hold. Returns (it, "hit" /
+        "disk" / "admission" / "miss", or None when no cache was used, the key)."""
         path = self.storage.upload_path(job.image_file)
-        if (self.avatars.capacity == 0 and self.disk is None) or checked is None \
-                or not hasattr(engine, "prepare_avatar"):
+        caching = self.avatars.capacity > 0 or self.disk is not None
+        if checked is None or not hasattr(engine, "prepare_avatar"):
             return path, None, ""
         from genhuman.media import load_image
 
-        # The key hashes the decoded portrait; the same upload bytes seen before skip the decode.
-        try:
-            file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            raise InputError("the uploaded image is no longer on the server; submit the job again") from None
-        digest, picture = self.digests.get(file_hash), None
+        # The key hashes the decoded portrait: admission left its digest; else the same
+        # upload bytes seen before skip the decode.
+        digest, picture = self.handoff.digests.get(job.image_file) if self.handoff else None, None
+        if digest is None and not caching:
+            return path, None, ""
         if digest is None:
             try:
-                picture = load_image(path)
-            except InputError as exc:
-                raise hide_path(exc, path, "the uploaded image") from None
-            digest = image_digest(picture)
-            self.digests.put(file_hash, digest)
+                file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                raise InputError("the uploaded image is no longer on the server; submit the job again") from None
+            digest = self.digests.get(file_hash)
+            if digest is None:
+                try:
+                    picture = load_image(path)
+                except InputError as exc:
+                    raise hide_path(exc, path, "the uploaded image") from None
+                digest = image_digest(picture)
+                self.digests.put(file_hash, digest)
         weights = self.weights.get(job.engine)
         key = avatar_key(getattr(engine, "name", job.engine), digest, checked,
                          accelerated=accelerated, weights=str(weights) if weights else None)
@@ -122,8 +162,17 @@ class Worker(threading.Thread):
             if avatar is not None:
                 self.avatars.put(key, avatar)
                 return avatar, "disk", key
+            avatar = self.handoff.take_avatar(key) if self.handoff else None
+            if avatar is not None:  # admission prepared it (its face check): no second detection
+                self._keep(key, avatar)
+                return avatar, "admission", key
+        if not caching:
+            return path, None, ""
         if picture is None:
-            picture = load_image(path)
+            try:
+                picture = load_image(path)
+            except InputError as exc:
+                raise hide_path(exc, path, "the uploaded image") from None
         kwargs: dict[str, Any] = {}
         if "request" in inspect.signature(engine.prepare_avatar).parameters:
             kwargs["request"] = request  # diffusion engines take the generation size from it
@@ -131,10 +180,13 @@ class Worker(threading.Thread):
             avatar = engine.prepare_avatar(picture, request.face_index, request.max_size, **kwargs)
         except InputError as exc:
             raise hide_path(exc, path, "the uploaded image") from None
+        self._keep(key, avatar)
+        return avatar, "miss", key
+
+    def _keep(self, key: str, avatar: Avatar) -> None:
         self.avatars.put(key, avatar)
         if self.disk is not None:
             self.disk.save(key, avatar)
-        return avatar, "miss", key
 
     def forget(self, key: str) -> None:
         self.avatars.discard(key)
@@ -191,18 +243,21 @@ class Worker(threading.Thread):
             if self.stop_event.is_set() and not self.store.cancel_requested(job.id):
                 self.store.release(job.id)  # server shutting down: run it again next start
                 return
-            self.store.finish(job.id, CANCELLED, error="cancelled by the client")
+            self.finish(job.id, CANCELLED, error="cancelled by the client")
             return
         except InputError as exc:
             output.unlink(missing_ok=True)
             exc = hide_path(exc, self.storage.upload_path(job.image_file), "the uploaded image")
             exc = hide_path(exc, self.storage.upload_path(job.audio_file), "the uploaded audio")
-            self.store.finish(job.id, FAILED, error=str(exc))
+            self.finish(job.id, FAILED, error=str(exc))
             return
         except Exception as exc:  # a bug or an environment problem: fail this job, keep serving
             log.exception("job %s failed", job.id)
             output.unlink(missing_ok=True)
-            self.store.finish(job.id, FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+            # only the type: an exception's text can carry server paths
+            reason = "the server ran out of disk space" if is_disk_full(exc) \
+                else f"internal error: {type(exc).__name__}"
+            self.finish(job.id, FAILED, error=reason)
             return
         done = time.perf_counter()
         timings = {"engine_load": round(loaded - started, 3), "prepare_avatar": round(prepared - loaded, 3),
@@ -212,17 +267,18 @@ class Worker(threading.Thread):
                    "seconds": round(result.seconds, 3)}
         if cache is not None:
             outcome["avatar_cache"] = cache
-        self.store.finish(job.id, SUCCEEDED, output_file=output.name, timings=timings, result=outcome)
+        self.finish(job.id, SUCCEEDED, output_file=output.name, timings=timings, result=outcome)
         log.info("job %s: done in %.1f s (avatar: %s)", job.id, done - started, cache or "not cached")
 
 
 class WorkerPool:
     def __init__(self, store: JobStore, storage: Storage, count: Optional[int],
                  weights: Optional[dict[str, Path]] = None, avatar_cache: int = 16,
-                 disk: Optional[DiskAvatars] = None):
+                 disk: Optional[DiskAvatars] = None, handoff: Optional[Handoff] = None):
         self.stop_event = threading.Event()
         self.disk = disk
-        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache, disk)
+        self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache, disk,
+                               handoff)
                         for i, device in enumerate(default_devices(count))]
         self.store = store
 
