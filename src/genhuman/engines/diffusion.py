@@ -25,6 +25,7 @@ import torch
 from genhuman.engines.avatar import Avatar, weights_fingerprint
 from genhuman.engines.base import AnimateResult, AudioChunks, AudioInput, Frame, ImageInput
 from genhuman.engines.output import audio_chunks, check_output, write_video
+from genhuman.media import Samples
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.models.attention import ReferenceKV
 from genhuman.pipelines.core import Reference, ReferenceVideoPipeline
@@ -329,22 +330,31 @@ class DiffusionEngine:
     def animate(self, image: Union[ImageInput, Avatar], audio: AudioInput, output: Union[str, Path],
                 request: AnimateRequest, progress: Optional[ProgressFn] = None,
                 should_cancel: Optional[CancelFn] = None) -> AnimateResult:
-        """prepare_avatar + stream + write: the one path."""
-        from genhuman.media import load_audio
+        """prepare_avatar + stream + write: the one path. Audio from a file is decoded once into
+        an AudioClip (a temporary file) that the chunks and the mux read piece by piece."""
+        from genhuman.engines.output import close_samples
+        from genhuman.media import open_audio
 
         started = time.perf_counter()
         output = check_output(output)
         request = self.validate(request)
+        wave = np.asarray(audio, np.float32) if isinstance(audio, np.ndarray) else open_audio(audio)
+        try:
+            return self._animate(image, wave, output, request, progress, should_cancel, started)
+        finally:
+            close_samples(wave)
+
+    def _animate(self, image: Union[ImageInput, Avatar], wave: Samples, output: Path, request: AnimateRequest,
+                 progress: Optional[ProgressFn], should_cancel: Optional[CancelFn], started: float) -> AnimateResult:
+        from genhuman.media import SAMPLE_RATE
+
         fps = Settings.of(request).fps
-        wave = load_audio(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
         check_speech(wave)
         timings: dict[str, float] = {"load": time.perf_counter() - started}
         report(progress, 0.02, "weights ready")
         avatar = image if isinstance(image, Avatar) else self.prepare_avatar(
             image, request.face_index, request.max_size, request=request)
         timings["avatar"] = time.perf_counter() - started - timings["load"]
-        from genhuman.media import SAMPLE_RATE
-
         expected = max(1, round(len(wave) / SAMPLE_RATE * fps))
         streaming = request.schedule == "streaming"  # progress: frames written, else the denoising steps
         frames = self.stream(avatar, audio_chunks(wave), request, None if streaming else Stage(progress, 0.02, 0.92),
@@ -353,7 +363,7 @@ class DiffusionEngine:
                            Stage(progress, 0.02 if streaming else 0.92, 1.0), should_cancel, timings, started)
 
 
-def check_speech(wave: np.ndarray) -> None:
+def check_speech(wave: Samples) -> None:
     from genhuman.media import SAMPLE_RATE, is_silent
 
     if len(wave) < SAMPLE_RATE // 10:

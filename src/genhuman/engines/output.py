@@ -1,5 +1,10 @@
-"""What every engine's ``animate`` shares: check the output path, split the audio into chunks,
-and write a frame stream to an MP4 with the speech muxed in."""
+"""What every engine's ``animate`` shares: check the output path, open the audio once, split it
+into chunks, and write a frame stream to an MP4 with the speech muxed in.
+
+Audio from a file is an :class:`~genhuman.media.AudioClip` (decoded into a temporary file,
+read piece by piece), so no step holds the whole waveform: memory does not grow with the
+length of the audio. Arrays given by a caller are used as they are.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import numpy as np
 
 from genhuman.engines.base import AnimateResult, Frame
 from genhuman.errors import InputError
-from genhuman.media import SAMPLE_RATE
+from genhuman.media import SAMPLE_RATE, AudioClip, Samples
 from genhuman.progress import CancelFn, ProgressFn, check_cancel, report
 
 
@@ -22,14 +27,29 @@ def check_output(output: Union[str, Path]) -> Path:
     return output
 
 
-def audio_chunks(wave: np.ndarray, seconds: float = 1.0) -> Iterator[np.ndarray]:
+def open_samples(audio: Union[str, Path, np.ndarray]) -> Samples:
+    """A path decoded into an AudioClip (close it when done); an array validated, in memory."""
+    from genhuman.media import load_audio, open_audio
+
+    return load_audio(audio) if isinstance(audio, np.ndarray) else open_audio(audio)
+
+
+def close_samples(samples: Samples) -> None:
+    if isinstance(samples, AudioClip):
+        samples.close()
+
+
+def audio_chunks(wave: Samples, seconds: float = 1.0) -> Iterator[np.ndarray]:
     """``wave`` in pieces of ``seconds`` (the last one shorter)."""
+    if isinstance(wave, AudioClip):
+        yield from wave.chunks(seconds)
+        return
     step = max(1, int(round(seconds * SAMPLE_RATE)))
     for start in range(0, len(wave), step):
         yield wave[start:start + step]
 
 
-def write_video(frames: Iterable[Frame], output: Path, fps: float, wave: np.ndarray,
+def write_video(frames: Iterable[Frame], output: Path, fps: float, wave: Samples,
                 expected_frames: Optional[int] = None, progress: Optional[ProgressFn] = None,
                 should_cancel: Optional[CancelFn] = None, timings: Optional[dict[str, float]] = None,
                 started: Optional[float] = None) -> AnimateResult:

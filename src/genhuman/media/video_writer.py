@@ -8,7 +8,8 @@ Sizes: yuv420p needs even width and height, so an odd frame is padded by one pix
 (edge row/column repeated) rather than cropped, keeping every input pixel.
 
 Audio: trimmed or zero-padded to exactly ``frames / fps`` seconds at close, so audio and
-video durations match within one frame.
+video durations match within one frame. It is muxed one second at a time, read from the
+array or :class:`~genhuman.media.AudioClip` it was given: no full-length copy is made.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from genhuman.errors import InputError
 from genhuman.media.audio import SAMPLE_RATE
+from genhuman.media.audio_clip import AudioClip, Samples
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +50,20 @@ class VideoWriter:
     """``with VideoWriter(path, fps, audio=wave) as w: w.write(frame)`` for each RGB uint8 frame.
 
     ``width``/``height`` may be left None: the first frame fixes them. ``audio`` is mono
-    float32 at ``sample_rate`` (or None for a silent video).
+    float32 at ``sample_rate``, an array or an AudioClip (or None for a silent video).
     """
 
     def __init__(self, path: str | Path, fps: float, width: Optional[int] = None,
-                 height: Optional[int] = None, audio: Optional[np.ndarray] = None,
+                 height: Optional[int] = None, audio: Optional[Samples] = None,
                  sample_rate: int = SAMPLE_RATE, crf: int = 18, preset: str = "veryfast"):
         if not 0 < fps <= 240:  # also rejects NaN
             raise InputError(f"fps must be between 0 and 240, got {fps}")
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.width, self.height = width, height
-        self.audio = None if audio is None else np.asarray(audio, dtype=np.float32).reshape(-1)
+        self.audio: Optional[Samples] = (
+            audio if audio is None or isinstance(audio, AudioClip)
+            else np.asarray(audio, dtype=np.float32).reshape(-1))
         self.sample_rate = int(sample_rate)
         self.crf, self.preset = crf, preset
         self.frames = 0
@@ -168,15 +172,16 @@ class VideoWriter:
         if self.audio is None:
             return
         needed = round(self.frames / self.fps * self.sample_rate)
-        wave = self.audio[:needed]
-        if wave.size < needed:
-            wave = np.concatenate([wave, np.zeros(needed - wave.size, np.float32)])
-        wave = np.clip(wave, -1.0, 1.0)
         resampler = av.AudioResampler(format="fltp", layout="mono", rate=AAC_RATE)
         stream = self._audio_stream
         chunk = self.sample_rate  # one second per frame keeps memory flat
-        for start in range(0, wave.size, chunk):
-            frame = av.AudioFrame.from_ndarray(wave[None, start:start + chunk], format="flt", layout="mono")
+        for start in range(0, needed, chunk):
+            stop = min(start + chunk, needed)
+            piece = np.asarray(self.audio[start:stop], dtype=np.float32)
+            if piece.size < stop - start:  # past the end of the audio: silence
+                piece = np.concatenate([piece, np.zeros(stop - start - piece.size, np.float32)])
+            piece = np.clip(piece, -1.0, 1.0)
+            frame = av.AudioFrame.from_ndarray(piece[None], format="flt", layout="mono")
             frame.sample_rate = self.sample_rate
             frame.pts = start
             frame.time_base = Fraction(1, self.sample_rate)

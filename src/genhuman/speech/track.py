@@ -15,6 +15,7 @@ import numpy as np
 
 from genhuman.errors import InputError
 from genhuman.media.audio import SAMPLE_RATE
+from genhuman.media.audio_clip import AudioClip, Samples, as_array
 from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
 from genhuman.speech import acoustic, phonemes, streaming, vad
 from genhuman.speech.phonemes import Phone
@@ -107,7 +108,7 @@ def track_of(frames: list[streaming.MouthFrame], fps: float, plan: PhonePlan | N
 
 
 def plan_phones(
-    wave_16k: np.ndarray,
+    wave_16k: Samples,
     text: str | None = None,
     mode: str = "auto",
     progress: ProgressFn | None = None,
@@ -119,9 +120,10 @@ def plan_phones(
     another language or another sentence, falls back to recognition with a warning),
     recognition otherwise; ``mode="auto"`` scores them against the voice activity
     (:func:`phonetic_quality`) into the phonetic weight of the blend. Raises InputError
-    for empty or silent audio.
+    for empty or silent audio. ``wave_16k`` may be an :class:`~genhuman.media.AudioClip`: it is
+    read piece by piece (voice activity in blocks, recognition in chunks), never whole.
     """
-    wave = _validate(wave_16k, 25.0, mode)
+    wave = _validate_samples(wave_16k, mode)
     report(progress, 0.0, "voice activity")
     prob = vad.speech_probability(wave)
     if not (prob > vad.THRESHOLD).any():
@@ -139,6 +141,19 @@ def plan_phones(
         return PhonePlan((), 0.0, "acoustic")
     report(progress, 1.0, "phones")
     return PhonePlan(tuple(phones), weight, source)
+
+
+def _validate_samples(wave_16k: Samples, mode: str) -> Samples:
+    """An AudioClip as it is (its decoder made it finite and in range), arrays as _validate."""
+    if not isinstance(wave_16k, AudioClip):
+        return _validate(wave_16k, 25.0, mode)
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not len(wave_16k):
+        raise InputError("audio is empty")
+    if wave_16k.peak < SILENT_PEAK:
+        raise InputError("audio is silent: no speech found")
+    return wave_16k
 
 
 def _validate(wave_16k: np.ndarray, fps: float, mode: str) -> np.ndarray:
@@ -186,7 +201,8 @@ def _phones(wave, text, prob, progress, should_cancel) -> tuple[list[Phone], str
         return _recognize(wave, prob, progress, should_cancel), "recognized"
     report(progress, 0.1, "aligning transcript")
     try:
-        aligned = phonemes.align(wave, text)  # from a fresh feature state: history-independent
+        # from a fresh feature state: history-independent; at most MAX_ALIGN_S in memory
+        aligned = phonemes.align(as_array(wave), text)
     except (TypeError, RuntimeError, ValueError) as exc:
         # A transcript the audio cannot carry at all (another language, another sentence)
         # mostly gives None (no path through the words); anything else pocketsphinx raises

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genhuman.media import SAMPLE_RATE
+from genhuman.media import SAMPLE_RATE, AudioClip, Samples
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _silero():
         return None
 
 
-def _silero_probability(session, wave: np.ndarray) -> np.ndarray:
+def _silero_probability(session, wave: Samples) -> np.ndarray:
     """Model input per frame: the previous frame's last CONTEXT samples + VAD_HOP new ones;
     the LSTM state (h, c) carries over between blocks."""
     n = -(-len(wave) // VAD_HOP)
@@ -82,7 +82,7 @@ def _silero_probability(session, wave: np.ndarray) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
-def _frame_rms_db(wave: np.ndarray, hop: int) -> np.ndarray:
+def _frame_rms_db(wave: Samples, hop: int) -> np.ndarray:
     """Level (dBFS) of each ``hop``-sample frame, the last one zero padded; in blocks so
     that hour-long audio needs no full-size temporary copies."""
     n = -(-len(wave) // hop)
@@ -97,7 +97,7 @@ def _frame_rms_db(wave: np.ndarray, hop: int) -> np.ndarray:
     return 10.0 * np.log10(power + 1e-12)
 
 
-def energy_speech_probability(wave: np.ndarray, hop: int = VAD_HOP) -> np.ndarray:
+def energy_speech_probability(wave: Samples, hop: int = VAD_HOP) -> np.ndarray:
     """Fallback detector: loudness between the clip's noise floor and its loud frames.
 
     The threshold sits halfway (in dB) between the floor (10th percentile) and the loud
@@ -115,9 +115,10 @@ def energy_speech_probability(wave: np.ndarray, hop: int = VAD_HOP) -> np.ndarra
     return prob.astype(np.float32)
 
 
-def speech_probability(wave: np.ndarray, use_model: bool = True) -> np.ndarray:
+def speech_probability(wave: Samples, use_model: bool = True) -> np.ndarray:
     """Per-32-ms-frame probability of speech (frame i covers samples [512 i, 512 (i+1)))."""
-    wave = np.ascontiguousarray(wave, dtype=np.float32)
+    if not isinstance(wave, AudioClip):  # a clip is read block by block below, never whole
+        wave = np.ascontiguousarray(wave, dtype=np.float32)
     session = _silero() if use_model else None
     if session is None:
         return energy_speech_probability(wave)

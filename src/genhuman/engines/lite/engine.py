@@ -4,6 +4,8 @@
 -> ``stream`` (frames while the audio arrives: the streaming mouth tracker, streamed blinks
 and head motion, one render per frame) -> ``animate`` (the three in a row, writing the MP4;
 phones are decided on the whole audio first, then the audio is streamed in 1 s chunks).
+Audio from a file is decoded once into an AudioClip and read piece by piece by every step
+(phones, frames, mux), so memory does not grow with its length.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
 from genhuman.request import warn_unused
 
 if TYPE_CHECKING:
+    from genhuman.media import Samples
     from genhuman.speech import MouthTrack
     from genhuman.speech.streaming import MouthFrame, PhonesInput
 
@@ -145,15 +148,28 @@ class LiteEngine:
         should_cancel: Optional[CancelFn] = None,
     ) -> AnimateResult:
         """validate + prepare_avatar (unless given one) + phones on the whole audio + stream + MP4."""
-        from genhuman.engines.output import audio_chunks, check_output, write_video
-        from genhuman.media import SAMPLE_RATE, load_audio
-        from genhuman.speech import frame_count
-        from genhuman.speech.track import plan_phones
+        from genhuman.engines.output import check_output, close_samples, open_samples
 
         output = check_output(output)
         request = self.validate(request)
+        started = time.perf_counter()
+        report(progress, 0.0, "reading inputs")
+        if isinstance(image, Avatar):
+            image.check(NAME, "")
+        wave = open_samples(audio)
+        try:
+            return self._animate(image, wave, output, request, progress, should_cancel, started)
+        finally:
+            close_samples(wave)
+
+    def _animate(self, image: Union[ImageInput, Avatar], wave: "Samples", output: Path, request: AnimateRequest,
+                 progress: Optional[ProgressFn], should_cancel: Optional[CancelFn], started: float) -> AnimateResult:
+        from genhuman.engines.output import audio_chunks, write_video
+        from genhuman.speech import frame_count
+        from genhuman.speech.track import plan_phones
+
         timings: dict[str, float] = {}
-        started = clock = time.perf_counter()
+        clock = started
 
         def lap(stage: str) -> None:
             nonlocal clock
@@ -161,12 +177,9 @@ class LiteEngine:
             timings[stage] = timings.get(stage, 0.0) + now - clock
             clock = now
 
-        report(progress, 0.0, "reading inputs")
         if isinstance(image, Avatar):
-            image.check(NAME, "")
             if request.max_size is not None or request.face_index:
                 log.info("lite: the avatar was prepared already; max size / face index of the request ignored")
-        wave = load_audio(audio, SAMPLE_RATE)
         lap("load")
         if isinstance(image, Avatar):
             avatar = image
