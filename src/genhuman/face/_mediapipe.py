@@ -1,4 +1,11 @@
-"""MediaPipe graphs, built once per thread, with its C++ log spam kept off the terminal."""
+"""MediaPipe graphs, pooled per kind and shared by all threads, with their C++ log spam
+kept off the terminal.
+
+A graph is not thread-safe and costs tens of MB, so a thread borrows one for a call and
+gives it back: any number of threads (a server's request and worker threads) share at most
+:func:`pool_size` graphs of each kind, built on first need. Static-image graphs keep no
+state between calls, so which graph a call gets does not change its result.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -18,8 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import mediapipe as mp  # noqa: E402
 
 log = logging.getLogger(__name__)
-_local = threading.local()
 _stderr_lock = threading.Lock()
+
+POOL_SIZE_VARIABLE = "GENHUMAN_MEDIAPIPE_GRAPHS"
+DEFAULT_POOL_CAP = 8  # more graphs than this buys little on CPU and costs memory
 
 
 _quiet_depth = 0
@@ -101,9 +110,96 @@ def face_detection(full_range: bool) -> Graph:
     return Graph(solution)
 
 
-def shared(name: str, factory: Callable[[], Graph]) -> Graph:
-    """One graph per thread and name: MediaPipe graphs are not thread-safe."""
-    graphs = _local.__dict__.setdefault("graphs", {})
-    if name not in graphs:
-        graphs[name] = factory()
-    return graphs[name]
+def default_pool_size() -> int:
+    """$GENHUMAN_MEDIAPIPE_GRAPHS, else the CPU count between 2 and DEFAULT_POOL_CAP."""
+    value = os.environ.get(POOL_SIZE_VARIABLE, "")
+    if value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    return max(2, min(os.cpu_count() or 2, DEFAULT_POOL_CAP))
+
+
+class GraphPool:
+    """At most ``size`` graphs from ``factory``; a borrower waits while all are lent."""
+
+    def __init__(self, factory: Callable[[], Graph], size: int):
+        self.factory = factory
+        self.size = size
+        self.built = 0
+        self.closed = False
+        self._idle: list[Graph] = []
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[Graph]:
+        with self._changed:
+            while not self._idle and self.built >= self.size:
+                self._changed.wait()
+            graph: Optional[Graph] = self._idle.pop() if self._idle else None
+            if graph is None:
+                self.built += 1  # counted before building, so no other thread overshoots
+        if graph is None:
+            try:
+                graph = self.factory()
+            except BaseException:
+                with self._changed:
+                    self.built -= 1
+                    self._changed.notify()
+                raise
+        try:
+            yield graph
+        finally:
+            with self._changed:
+                if self.closed:
+                    self.built -= 1
+                else:
+                    self._idle.append(graph)  # last in, first out: the warm graph is lent next
+                self._changed.notify()
+            if self.closed:
+                graph.close()
+
+    def close(self) -> None:
+        """Close the idle graphs now and lent ones when they come back."""
+        with self._changed:
+            self.closed = True
+            idle, self._idle = self._idle, []
+            self.built -= len(idle)
+            self._changed.notify_all()
+        for graph in idle:
+            graph.close()
+
+
+_pools: dict[str, GraphPool] = {}
+_pools_lock = threading.Lock()
+_pool_size: Optional[int] = None
+
+
+def pool_size() -> int:
+    return _pool_size if _pool_size is not None else default_pool_size()
+
+
+def set_pool_size(size: Optional[int]) -> None:
+    """Graphs per kind from now on (None: the default); idle graphs of the old pools close."""
+    global _pool_size
+    if size is not None and size < 1:
+        raise ValueError(f"pool size must be at least 1, got {size}")
+    with _pools_lock:
+        _pool_size = size
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def borrow(name: str, factory: Callable[[], Graph]) -> contextlib.AbstractContextManager[Graph]:
+    """``with borrow(name, factory) as graph:`` one graph of kind ``name`` for this thread alone."""
+    with _pools_lock:
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = GraphPool(factory, pool_size())
+    return pool.borrow()
+
+
+def graphs_built() -> dict[str, int]:
+    """Graphs alive per kind (for tests and memory figures)."""
+    with _pools_lock:
+        return {name: pool.built for name, pool in _pools.items()}
