@@ -137,3 +137,18 @@ def test_small_face_in_large_photo_found_by_tiles(portrait):
     assert len(faces) == 1
     expected = np.array(detect_faces(portrait)[0].box) * 192 / 512 + [500, 300, 500, 300]
     np.testing.assert_allclose(faces[0].box, expected, atol=6)
+
+
+@pytest.mark.parametrize("side", [400, 200])
+def test_row_of_five_faces_in_a_wide_strip(portrait, side):
+    """A group-photo strip (five heads side by side, 5:1) is squeezed to specks in the
+    detectors' square input; scanning it in squares finds all five, each where it is."""
+    head = cv2.resize(portrait[0:400, 50:450], (side, side), interpolation=cv2.INTER_AREA)
+    strip = np.concatenate([head] * 5, axis=1)
+    faces = detect_faces(strip)
+    assert len(faces) == 5
+    alone = np.array(detect_faces(head)[0].box)
+    width = alone[2] - alone[0]
+    boxes = sorted((face.box for face in faces), key=lambda box: box[0])
+    for k, box in enumerate(boxes):
+        np.testing.assert_allclose(box, alone + [k * side, 0, k * side, 0], atol=0.08 * width)

@@ -1,10 +1,14 @@
 """Face detection with MediaPipe's 478-point face mesh.
 
 Strategy: the face mesh on the whole (downscaled) image finds normal portraits; MediaPipe's
-full-range face detector then finds faces the mesh's short-range detector misses (small
-faces, group photos) and the mesh runs again on a square crop around each. When that
-finds nothing, the detector scans overlapping tiles (faces down to ~1/20 of the image
-side, as in half-body or full-body photos).
+face detectors then find faces the mesh's own detector misses (small faces, group photos)
+and the mesh runs again on a square crop around each. The detectors see a square input, so
+a wide (or tall) image is also scanned in overlapping squares along its long side, else
+a row of faces is squeezed to specks. When that finds nothing, or only faces small for the
+image (a group photo), the detector scans overlapping tiles of a larger copy (faces down to
+~1/20 of the image side, as in half-body, full-body or group photos).
+
+Faces are returned largest first; ``face_index`` counts in that order.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ TILE_SIZE = 384  # the full-range detector sees faces down to ~1/10 of its input
 TILE_STRIDE = 256  # of 384 px find faces of ~40 px
 TILE_SEARCH_MAX_SIZE = 2048
 SAME_FACE_IOU = 0.3
+WIDE_ASPECT = 1.5  # long side / short side above which the long side is scanned in squares
+SMALL_FACE = 1 / 8  # faces narrower than this share of the long side send the search to tiles
 
 
 @dataclass
@@ -73,14 +79,19 @@ def _iou(a: tuple, b: tuple) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _detect(image: np.ndarray, full_range: bool, offset: tuple[int, int] = (0, 0)) -> list[tuple]:
+def _detect(image: np.ndarray, full_range: bool, offset: tuple[int, int] = (0, 0),
+            scored: bool = False) -> list:
+    """Detector boxes (x0, y0, x1, y1) in the coordinates of the image ``image`` was cut
+    from at ``offset``; with ``scored``, (score, box) pairs."""
     height, width = image.shape[:2]
-    graph = _mediapipe.shared(f"detect-{full_range}", lambda: _mediapipe.face_detection(full_range))
+    with _mediapipe.borrow(f"detect-{full_range}", lambda: _mediapipe.face_detection(full_range)) as graph:
+        detections = graph.process(np.ascontiguousarray(image)).detections or []
     boxes = []
-    for det in graph.process(np.ascontiguousarray(image)).detections or []:
+    for det in detections:
         rel = det.location_data.relative_bounding_box
         x0, y0 = rel.xmin * width + offset[0], rel.ymin * height + offset[1]
-        boxes.append((x0, y0, x0 + rel.width * width, y0 + rel.height * height))
+        box = (x0, y0, x0 + rel.width * width, y0 + rel.height * height)
+        boxes.append((float(det.score[0]) if det.score else 0.0, box) if scored else box)
     return boxes
 
 
@@ -90,6 +101,28 @@ def _merge(boxes: list[tuple]) -> list[tuple]:
         if all(_iou(box, other) < SAME_FACE_IOU for other in merged):
             merged.append(box)
     return merged
+
+
+def _square_starts(length: int, side: int) -> list[int]:
+    """Starts of squares of ``side`` covering ``length`` with half a square's overlap."""
+    stride = max(1, side // 2)
+    starts = list(range(0, max(1, length - side + 1), stride))
+    if starts[-1] + side < length:
+        starts.append(length - side)  # the last square ends at the edge
+    return starts
+
+
+def _strip_boxes(image: np.ndarray) -> list[tuple]:
+    """Both detectors on overlapping squares along a wide (or tall) image's long side, best
+    score first, so a face cut at a square's edge yields to the square that holds it whole."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    scored = []
+    for start in _square_starts(max(height, width), side):
+        x, y = (start, 0) if width > height else (0, start)
+        square = image[y:y + side, x:x + side]
+        scored += _detect(square, True, (x, y), scored=True) + _detect(square, False, (x, y), scored=True)
+    return [box for _, box in sorted(scored, key=lambda pair: -pair[0])]
 
 
 def _tiled_boxes(image: np.ndarray) -> list[tuple]:
@@ -125,8 +158,9 @@ def _mesh_in_crop(image: np.ndarray, box: tuple) -> Optional[Face]:
     to_crop = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
     crop = cv2.warpAffine(image, to_crop, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA if scale < 1 else
                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    graph = _mediapipe.shared("mesh-crop", lambda: _mediapipe.face_mesh(static=True, max_faces=1))
-    found = faces_from_result(graph.process(crop), CROP_SIZE, CROP_SIZE)
+    with _mediapipe.borrow("mesh-crop", lambda: _mediapipe.face_mesh(static=True, max_faces=1)) as graph:
+        result = graph.process(crop)
+    found = faces_from_result(result, CROP_SIZE, CROP_SIZE)
     return found[0].scaled(1 / scale, (x0, y0)) if found else None
 
 
@@ -136,14 +170,21 @@ def detect_faces(image: ImageInput) -> list[Face]:
     small = resize_max(image, DETECT_MAX_SIZE)
     factor = image.shape[1] / small.shape[1]
     height, width = small.shape[:2]
-    mesh = _mediapipe.shared("mesh-image", lambda: _mediapipe.face_mesh(static=True, max_faces=MAX_FACES))
-    faces = faces_from_result(mesh.process(small), width, height)
-    faces += _faces_in_boxes(small, _merge(_detect(small, True) + _detect(small, False)), faces)
+    with _mediapipe.borrow("mesh-image", lambda: _mediapipe.face_mesh(static=True, max_faces=MAX_FACES)) as mesh:
+        result = mesh.process(small)
+    faces = faces_from_result(result, width, height)
+    boxes = _detect(small, True) + _detect(small, False)
+    if max(width, height) > WIDE_ASPECT * min(width, height):
+        boxes += _strip_boxes(small)  # after the whole-image boxes: those keep precedence
+    faces += _faces_in_boxes(small, _merge(boxes), faces)
     faces = [face.scaled(factor) for face in faces] if factor != 1 else faces
-    if not faces and max(image.shape[:2]) > TILE_SIZE:
+    long_side = max(image.shape[:2])
+    small_faces = all(face.box[2] - face.box[0] < SMALL_FACE * long_side for face in faces)
+    if small_faces and len(faces) < MAX_FACES and long_side > TILE_SIZE:
         large = resize_max(image, TILE_SEARCH_MAX_SIZE)
         factor = image.shape[1] / large.shape[1]
-        faces = [face.scaled(factor) for face in _faces_in_boxes(large, _tiled_boxes(large), [])]
+        known = [face.scaled(1 / factor) for face in faces]
+        faces += [face.scaled(factor) for face in _faces_in_boxes(large, _tiled_boxes(large), known)]
     return sorted(faces, key=lambda face: face.area, reverse=True)
 
 
