@@ -78,7 +78,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
     guards.install(app, settings, parts, body_limit, _too_large)
     app.add_middleware(guards.BodyDeadline, seconds=settings.body_timeout)
-    _add_error_handlers(app, body_limit)
+    _add_error_handlers(app, body_limit, settings)
     app.include_router(service.router)
     app.include_router(engines.router)
     app.include_router(jobs.router(settings.default_engine, body_limit))
@@ -101,7 +101,12 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
     return JSONResponse({"error": message}, status_code=status, headers=dict(headers) if headers else None)
 
 
-def _add_error_handlers(app: FastAPI, body_limit: int) -> None:
+def _timed_out(settings: ServerSettings) -> JSONResponse:
+    exc = guards.BodyTimeout(settings.body_timeout)
+    return _error(exc.status_code, str(exc.detail), exc.headers)
+
+
+def _add_error_handlers(app: FastAPI, body_limit: int, settings: ServerSettings) -> None:
     @app.exception_handler(QueueFull)
     async def queue_full(_request: Request, _exc: QueueFull) -> JSONResponse:
         return _error(429, "the queue is full; retry later", {"Retry-After": "10"})
@@ -125,14 +130,18 @@ def _add_error_handlers(app: FastAPI, body_limit: int) -> None:
         return _error(422, f"{where}: {first.get('msg', 'invalid value')}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.scope.get(guards.TIMED_OUT):
+            return _timed_out(settings)
         if exc.status_code == 413:  # a streamed body went past FastAPI's max_body_size: stop reading it
             return _error(413, str(exc.detail) if "file is too large" in str(exc.detail) else _too_large(body_limit),
                           {"Connection": "close"})
         return _error(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
-    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        if request.scope.get(guards.TIMED_OUT):
+            return _timed_out(settings)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return _error(507, DISK_FULL)
         log.exception("unhandled error")

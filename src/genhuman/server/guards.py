@@ -19,10 +19,9 @@ import re
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genhuman.server.auth import client_key, identify
@@ -30,6 +29,7 @@ from genhuman.server.db import QUEUED
 from genhuman.server.settings import ServerSettings, is_loopback
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+TIMED_OUT = "genhuman.body_timed_out"  # set in the ASGI scope when BodyDeadline cut a body off
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
@@ -95,6 +95,8 @@ class BodyDeadline:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
+                # FastAPI may wrap what receive raises into its own 400; the mark says why
+                scope[TIMED_OUT] = True
                 raise BodyTimeout(self.seconds) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 complete = True
