@@ -19,7 +19,7 @@ from genhuman.server.admission import Busy, ValidationPool
 from genhuman.server.ratelimit import RateLimiter
 
 from .conftest import wait_for
-from .test_api import make_client, submit
+from .test_api import make_client
 
 ALICE, BOB, ADMIN = "alice-token", "bob-token", "admin-token"
 
