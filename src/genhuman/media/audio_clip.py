@@ -3,7 +3,7 @@
 An hour of 16 kHz float32 is 230 MB; held in memory (and copied at each step) it made peak
 memory grow with the length of the audio. A clip keeps its samples in an unlinked temporary
 file (nothing is left behind even if the process is killed) and hands out pieces on demand,
-read with ``preadv`` into fresh arrays: the page cache holds the file, not this process, so
+read straight into fresh arrays (no mmap): the page cache holds the file, not this process, so
 its resident memory stays flat however long the audio is. Float32 is kept (not int16) so
 that every sample equals what an in-memory decode gives.
 
@@ -13,8 +13,8 @@ A clip reads like a 1-D float32 array where it matters: ``len(clip)`` and ``clip
 
 from __future__ import annotations
 
-import os
 import tempfile
+import threading
 from typing import Iterator, Optional, Union
 
 import numpy as np
@@ -30,6 +30,7 @@ class AudioClip:
     def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         self.sample_rate = int(sample_rate)
         self._file = tempfile.TemporaryFile(prefix="genhuman-audio-", buffering=0)
+        self._lock = threading.Lock()  # seek + read/write pairs; a clip may be read from two threads
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
         self._n = 0
@@ -52,8 +53,14 @@ class AudioClip:
     def _flush(self) -> None:
         if self._pending:
             data = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-            os.pwrite(self._file.fileno(), data.data.cast("B"), (self._n - self._pending_n) * _ITEM)
+            with self._lock:
+                self._file.seek((self._n - self._pending_n) * _ITEM)
+                self._write_all(data.data.cast("B"))
             self._pending, self._pending_n = [], 0
+
+    def _write_all(self, view: memoryview) -> None:
+        while len(view):
+            view = view[self._file.write(view):]
 
     @classmethod
     def from_array(cls, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> "AudioClip":
@@ -80,12 +87,14 @@ class AudioClip:
         self._flush()
         start, stop = max(0, min(start, self._n)), max(0, min(stop, self._n))
         out = np.empty(max(stop - start, 0), dtype=np.float32)
-        view, offset = out.data.cast("B"), start * _ITEM
-        while len(view):
-            got = os.preadv(self._file.fileno(), [view], offset)
-            if got <= 0:
-                raise OSError("the temporary audio file is shorter than its clip")
-            view, offset = view[got:], offset + got
+        view = out.data.cast("B")
+        with self._lock:
+            self._file.seek(start * _ITEM)
+            while len(view):
+                got = self._file.readinto(view)
+                if not got:
+                    raise OSError("the temporary audio file is shorter than its clip")
+                view = view[got:]
         return out
 
     def __getitem__(self, key: slice) -> np.ndarray:
