@@ -26,7 +26,18 @@ _IPA_TO_ARPABET = {
 }
 _MAX_KEY = max(len(k) for k in _IPA_TO_ARPABET)
 
-_lock = threading.Lock()
+_own_lock = threading.Lock()
+
+
+def _espeak_lock():
+    """espeak-ng keeps process-wide state: every caller must hold one lock, and piper's TTS
+    already holds its own around each phonemize, so g2p takes that same lock."""
+    try:
+        from piper import voice
+
+        return getattr(voice, "_ESPEAK_PHONEMIZER_LOCK", _own_lock)
+    except ImportError:
+        return _own_lock
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,7 +66,7 @@ def ipa_to_arpabet(ipa: str) -> list[str]:
 
 def word_to_arpabet(word: str) -> list[str]:
     """ARPAbet phones for any English word (including numbers); [] if espeak gives none."""
-    with _lock:
+    with _espeak_lock():  # a few ms per word
         sentences = _phonemizer().phonemize("en-us", word)
     ipa = "".join("".join(s) for s in sentences)
     phones = ipa_to_arpabet(ipa)

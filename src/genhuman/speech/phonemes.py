@@ -6,7 +6,6 @@ are seconds relative to the start of the given wave.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
@@ -33,9 +32,11 @@ NON_SPEECH = frozenset({"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+NOISE+
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # letters/digits, inner apostrophes
 _VARIANT_RE = re.compile(r"\(\d+\)$")
 
-# pocketsphinx decoders are not thread-safe; one lock per decoder.
-_align_lock = threading.Lock()
-_recognize_lock = threading.Lock()
+# pocketsphinx decoders are not thread-safe, and ``fresh=False`` continues from the
+# previous call's feature state: each thread gets its own decoders (made on first use,
+# a few MB each), so engine workers align in parallel and one job's pieces continue
+# from that job's previous piece. Only the engine workers (and the CLI) call these.
+_decoders = threading.local()
 
 
 @dataclass(frozen=True)
@@ -50,22 +51,26 @@ class Phone:
         return self.phone not in NON_SPEECH
 
 
-@functools.lru_cache(maxsize=1)
 def _aligner():
-    import pocketsphinx
+    decoder = getattr(_decoders, "aligner", None)
+    if decoder is None:
+        import pocketsphinx
 
-    # No language model: alignment only needs the dictionary (and loads 4x faster).
-    return pocketsphinx.Decoder(lm=None, loglevel="FATAL")
+        # No language model: alignment only needs the dictionary (and loads 4x faster).
+        decoder = _decoders.aligner = pocketsphinx.Decoder(lm=None, loglevel="FATAL")
+    return decoder
 
 
-@functools.lru_cache(maxsize=1)
 def _recognizer():
-    import pocketsphinx
+    decoder = getattr(_decoders, "recognizer", None)
+    if decoder is None:
+        import pocketsphinx
 
-    return pocketsphinx.Decoder(
-        allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
-        lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL",
-    )
+        decoder = _decoders.recognizer = pocketsphinx.Decoder(
+            allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
+            lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL",
+        )
+    return decoder
 
 
 def _to_pcm(wave: np.ndarray) -> bytes:
@@ -134,34 +139,33 @@ def align(wave: np.ndarray, text: str, offset: float = 0.0, *, fresh: bool = Tru
     words = transcript_words(text)
     if not words:
         return None
-    with _align_lock:
-        decoder = _aligner()
-        words = _ensure_in_dictionary(decoder, words)
-        if not words:
-            return None
-        try:
-            decoder.set_align_text(" ".join(words))
-            _decode(decoder, _to_pcm(wave), fresh=fresh)
-            found = decoder.seg()
-            if found is None:  # no path through the words at all
-                logger.info("forced alignment found no path through the transcript")
-            segments = [(s.word, s.start_frame, s.end_frame + 1) for s in found or ()]
-            pieces = _pieces(segments, len(wave))
-            if len(pieces) == 1:  # the first pass already holds this audio: reuse it
-                decoder.set_alignment()
-                _decode(decoder, _to_pcm(wave))
-                return _phones_of(decoder, wave, offset)
-        except RuntimeError as exc:
-            logger.info("forced alignment failed: %s", exc)
-            return None
-        phones: list[Phone] = []
-        for start, end, piece_words in pieces:
-            piece = wave[start:end]
-            piece_phones = _align_piece(decoder, piece, piece_words, offset + start / SAMPLE_RATE)
-            if piece_phones is None:  # one bad piece should not lose the whole transcript
-                logger.info("piece at %.1f s did not align; recognising its phones", start / SAMPLE_RATE)
-                piece_phones = recognize(piece, offset + start / SAMPLE_RATE)
-            phones += piece_phones
+    decoder = _aligner()
+    words = _ensure_in_dictionary(decoder, words)
+    if not words:
+        return None
+    try:
+        decoder.set_align_text(" ".join(words))
+        _decode(decoder, _to_pcm(wave), fresh=fresh)
+        found = decoder.seg()
+        if found is None:  # no path through the words at all
+            logger.info("forced alignment found no path through the transcript")
+        segments = [(s.word, s.start_frame, s.end_frame + 1) for s in found or ()]
+        pieces = _pieces(segments, len(wave))
+        if len(pieces) == 1:  # the first pass already holds this audio: reuse it
+            decoder.set_alignment()
+            _decode(decoder, _to_pcm(wave))
+            return _phones_of(decoder, wave, offset)
+    except RuntimeError as exc:
+        logger.info("forced alignment failed: %s", exc)
+        return None
+    phones: list[Phone] = []
+    for start, end, piece_words in pieces:
+        piece = wave[start:end]
+        piece_phones = _align_piece(decoder, piece, piece_words, offset + start / SAMPLE_RATE)
+        if piece_phones is None:  # one bad piece should not lose the whole transcript
+            logger.info("piece at %.1f s did not align; recognising its phones", start / SAMPLE_RATE)
+            piece_phones = recognize(piece, offset + start / SAMPLE_RATE)
+        phones += piece_phones
     return phones or None
 
 
@@ -216,12 +220,11 @@ def recognize(wave: np.ndarray, offset: float = 0.0, *, fresh: bool = True) -> l
     when pocketsphinx finds no hypothesis. ``fresh``: start from the model's initial feature
     state; False continues from the previous call's (the later pieces of one recording)."""
     pcm = _to_pcm(wave)
-    with _recognize_lock:
-        decoder = _recognizer()
-        _decode(decoder, pcm, fresh=fresh)
-        duration = len(wave) / SAMPLE_RATE
-        phones = [_phone(s.word, s.start_frame, s.end_frame + 1, offset, duration)
-                  for s in decoder.seg() or ()]
+    decoder = _recognizer()
+    _decode(decoder, pcm, fresh=fresh)
+    duration = len(wave) / SAMPLE_RATE
+    phones = [_phone(s.word, s.start_frame, s.end_frame + 1, offset, duration)
+              for s in decoder.seg() or ()]
     return [p for p in phones if p is not None]
 
 

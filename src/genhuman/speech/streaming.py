@@ -242,9 +242,8 @@ class StreamingVad:
         if self.session is None:
             return energy
         model_input = np.concatenate([self._context, samples])[None, :]
-        with vad._lock:
-            probs, self._h, self._c = self.session.run(
-                ["speech_probs", "hn", "cn"], {"input": model_input, "h": self._h, "c": self._c})
+        probs, self._h, self._c = self.session.run(  # thread-safe; the state is this stream's
+            ["speech_probs", "hn", "cn"], {"input": model_input, "h": self._h, "c": self._c})
         self._context = samples[-vad.CONTEXT:].copy()
         prob = 0.0 if db < vad.ABSOLUTE_FLOOR_DB else float(probs.reshape(-1)[0])
         if energy > vad.THRESHOLD:

@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import tempfile
-import threading
 import unicodedata
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from genhuman.errors import InputError
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 5000  # ~5 minutes of speech; longer jobs should be split by the caller
-_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,8 +75,10 @@ def synthesize(text: str) -> tuple[np.ndarray, int]:
     """Speak ``text``; returns (mono float32 wave in [-1, 1], sample rate)."""
     text = _check_text(text)
     voice = _voice()
-    with _lock:  # one ONNX session shared by all callers
-        chunks = list(voice.synthesize(text))
+    # No lock of ours: piper serialises the one part that is not thread-safe (espeak-ng's
+    # phonemizer, a few ms) behind its own lock, and the ONNX session (the costly part) may
+    # run concurrently (onnxruntime's InferenceSession.run is thread-safe).
+    chunks = list(voice.synthesize(text))
     if not chunks:
         raise InputError("text has nothing to speak")
     wave = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)

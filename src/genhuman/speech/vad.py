@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ MODEL_FILE = "silero_vad_16k_sequence.onnx"
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
 _BLOCK_FRAMES = 512  # frames per ONNX call (~16 s): few calls, bounded memory
 
-_lock = threading.Lock()
 
 
 def model_path() -> Path:
@@ -122,8 +120,8 @@ def speech_probability(wave: Samples, use_model: bool = True) -> np.ndarray:
     session = _silero() if use_model else None
     if session is None:
         return energy_speech_probability(wave)
-    with _lock:
-        prob = _silero_probability(session, wave)
+    # no lock: the LSTM state is local to the call and InferenceSession.run is thread-safe
+    prob = _silero_probability(session, wave)
     # The model happily fires on very quiet breaths; require some actual sound.
     prob[_frame_rms_db(wave, VAD_HOP)[: len(prob)] < ABSOLUTE_FLOOR_DB] = 0.0
     energy = energy_speech_probability(wave)[: len(prob)]
