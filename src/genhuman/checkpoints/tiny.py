@@ -21,8 +21,6 @@ from pathlib import Path
 import torch
 
 from genhuman.checkpoints.layout import UNET_CONFIG, VAE_DIR, get_variant
-from genhuman.models import (ConditionEncoder, ConditionEncoderConfig, EchoUNet3D, ReferenceUNet2D, UNet3DConfig,
-                             UNetConfig)
 
 WHISPER_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=4,
                     n_vocab=16, n_text_ctx=8, n_text_state=64, n_text_head=2, n_text_layer=0)
@@ -85,6 +83,9 @@ def _shared_storage(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_tiny_official_checkpoint(directory: str | Path, variant: str = "audio", seed: int = 0) -> Path:
     """Write a tiny random checkpoint of ``variant`` in the official layout; returns ``directory``."""
+    from genhuman.models import (ConditionEncoder, ConditionEncoderConfig, EchoUNet3D, ReferenceUNet2D,
+                                 UNet3DConfig, UNetConfig)  # diffusers: only for the networks
+
     chosen = get_variant(variant)
     directory = Path(directory)
     torch.manual_seed(seed)

@@ -24,6 +24,7 @@ import numpy as np
 
 from genhuman.errors import InputError
 from genhuman.face import landmark_indices as lm
+from genhuman.pose.format import load_plain_npy
 from genhuman.pose.safe_pickle import load_numpy_pickle
 
 CANVAS = 512  # the official visualizer always draws at 512 and resizes
@@ -98,7 +99,7 @@ def _read_landmarks(path: Path) -> np.ndarray:
             with open(path, "rb") as fh:
                 array = np.asarray(load_numpy_pickle(fh))
         else:
-            array = np.load(path, allow_pickle=False)
+            array = load_plain_npy(path)  # header checked against the data, no pickles
     except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(f"cannot read landmarks {path.name}: {exc}") from None
     if array.ndim != 2 or array.shape[0] != lm.NUM_LANDMARKS or array.shape[1] < 2:

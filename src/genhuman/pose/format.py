@@ -19,11 +19,13 @@ folder from the internet cannot execute code (``np.load(allow_pickle=True)`` wou
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 
@@ -38,6 +40,7 @@ DEFAULT_FPS = 24.0  # the official pose folders and the V2 training data are 24 
 # Normalised coordinates are near [0, 1]; far beyond, a point is garbage, and pixel maths on it
 # would overflow OpenCV's int32 coordinates.
 MAX_COORDINATE = 1000.0
+MAX_NPY_BYTES = 16 * 1024 * 1024  # a plain landmark/pose array file; the official ones are a few KB
 MAX_CANVAS = 8192  # draw_pose_params are pixel sizes and offsets in the generation canvas
 
 # OpenPose-18 order, as DWPose writes it.
@@ -152,6 +155,22 @@ def _checked_draw_params(values: object) -> tuple[int, int, int, int, int, int]:
     return imh, imw, rb, re, cb, ce
 
 
+def _read_npy_header(fh: BinaryIO) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of an ``.npy`` file; numpy parses the header with
+    ``tokenize``/``ast``, which raise more than ValueError on a damaged one."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        return read_header(fh)
+    except (tokenize.TokenError, SyntaxError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"damaged .npy header ({type(exc).__name__})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+
+
 def load_pose_frame(path: Path) -> dict:
     """Read one official ``{i}.npy`` pose dict without executing arbitrary pickles.
 
@@ -159,10 +178,7 @@ def load_pose_frame(path: Path) -> dict:
     name = path.name
     try:
         with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(fh)
+            shape, _, dtype = _read_npy_header(fh)
             if not dtype.hasobject:
                 raise InputError(f"{name} holds a plain array, not a pose dict")
             if dtype != np.dtype(object) or shape != ():
@@ -170,13 +186,34 @@ def load_pose_frame(path: Path) -> dict:
             value = load_numpy_pickle(fh)
     except OSError as exc:
         raise InputError(f"cannot read pose file {name}: {exc.strerror or type(exc).__name__}") from None
-    except (ValueError, EOFError, pickle.UnpicklingError, SyntaxError) as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{name} is not a valid pose file ({reason})") from None
+    except (ValueError, EOFError, pickle.UnpicklingError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name} is not a valid pose file ({_reason(exc)})") from None
     frame = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
     if not isinstance(frame, dict):
         raise InputError(f"{name} is not a pose dict")
     return {key: frame[key] for key in FRAME_KEYS if key in frame}
+
+
+def load_plain_npy(path: Path) -> np.ndarray:
+    """A numeric ``.npy`` array (no pickles), its size checked against the file before it is read."""
+    name = path.name
+    try:
+        with open(path, "rb") as fh:
+            shape, fortran, dtype = _read_npy_header(fh)
+            if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+                raise InputError(f"{name} does not hold plain numbers")
+            data = fh.read(MAX_NPY_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or type(exc).__name__}") from None
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name} is not a valid .npy file ({_reason(exc)})") from None
+    if len(data) > MAX_NPY_BYTES or len(data) != math.prod(shape) * dtype.itemsize:
+        raise InputError(f"{name}: its data does not match its header's shape {shape}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _frame_files(folder: Path) -> list[Path]:
