@@ -18,6 +18,7 @@ from typing import NoReturn
 from genhuman import __version__
 from genhuman.cli.paths import path_error
 from genhuman.cli.signals import Terminated, signals_as_interrupts
+from genhuman.cli.stderr import native_stderr_hidden
 from genhuman.errors import GenHumanError
 
 # Sub-command modules, in the order ``--help`` lists them.
@@ -80,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 with one line on bad options
     verbose = args.verbose or os.environ.get("GENHUMAN_DEBUG") == "1"
+    with native_stderr_hidden(enabled=not verbose):  # before logging binds to sys.stderr
+        return _run(parser, args, verbose)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool) -> int:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
