@@ -24,7 +24,7 @@ def native_stderr_hidden(enabled: bool = True) -> Iterator[None]:
     """While inside, only writes through ``sys.stderr`` reach stderr."""
     stream = sys.stderr
     try:
-        real = enabled and stream is sys.__stderr__ and stream.fileno() == 2
+        real = enabled and stream is sys.__stderr__ and stream is not None and stream.fileno() == 2
     except (AttributeError, OSError, ValueError):  # a replaced stderr (a test's capture): leave it alone
         real = False
     if not real:
