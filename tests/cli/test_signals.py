@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from genhuman.cli.signals import Terminated, signals_as_interrupts
-from genhuman.media import load_audio, save_wav
+from genhuman.media import SAMPLE_RATE, load_audio, save_wav
 
 TIMEOUT = 120
 
@@ -20,7 +20,7 @@ TIMEOUT = 120
 @pytest.fixture(scope="module")
 def long_speech(tmp_path_factory, speech_path):
     path = tmp_path_factory.mktemp("signals") / "long.wav"
-    save_wav(path, np.tile(load_audio(speech_path), 2))  # 14 s: frames are written for seconds
+    save_wav(path, np.tile(load_audio(speech_path), 2)[:10 * SAMPLE_RATE])  # frames are written for seconds
     return path
 
 
@@ -69,3 +69,19 @@ def test_an_ignored_sighup_stays_ignored():
             assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_interrupt_while_the_writer_opens_leaves_no_partial_file(tmp_path, monkeypatch):
+    """The signal can land between creating the hidden file and opening the container."""
+    import av
+
+    from genhuman.media import VideoWriter
+
+    def interrupted(*args, **kwargs):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(av, "open", interrupted)
+    with pytest.raises(Terminated):
+        with VideoWriter(tmp_path / "out.mp4", fps=25):
+            pass
+    assert os.listdir(tmp_path) == []

@@ -102,6 +102,9 @@ class VideoWriter:
         except OSError as exc:
             self._tmp.unlink(missing_ok=True)
             raise InputError(f"cannot write {str(self.path)!r}: {exc.strerror or exc}") from None
+        except BaseException:  # Ctrl-C or SIGTERM between creating the file and opening it
+            self._tmp.unlink(missing_ok=True)
+            raise
 
     def _start_video(self, width: int, height: int) -> None:
         self.width, self.height = width, height
