@@ -41,7 +41,7 @@ def _text(s: str) -> bytes:
 
 
 def _bytes(data: bytes) -> bytes:
-    return b"C" + bytes([len(data)]) if len(data) < 256 else b"B" + struct.pack("<I", len(data))
+    return (b"C" + bytes([len(data)]) if len(data) < 256 else b"B" + struct.pack("<I", len(data))) + data
 
 
 _STATE_F8 = b"(K\x03" + _text("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
@@ -78,6 +78,8 @@ def forged_payloads(canary: Path) -> list[bytes]:
         _dtype("V16", 0),
         _dtype("U4", 8, "<"),
         _reconstruct(b"(K\x01K\x02\x85" + _dtype("O8", 63) + b"\x89" + _bytes(data16) + b"t"),
+        # the issue's exploit: an object dtype with its flags cleared, and raw bytes read as pointers
+        _reconstruct(b"(K\x01)" + _dtype("O8", 0) + b"\x89" + _bytes(data16[:8]) + b"t"),
         _reconstruct(b"(K\x01J\xff\xff\xff\x7fJ\xff\xff\xff\x7f\x86" + _dtype("f8", 0, "<") + b"\x89C\x00t"),
         _reconstruct(b"(K\x01K\x02\x85" + _dtype("f8", 0, "<") + b"\x89" + _bytes(data16[:8]) + b"t"),
         _reconstruct(b"N"),
@@ -317,12 +319,13 @@ def _reader(stream, lines: queue.Queue) -> None:
 
 
 def run_batch(kind: str, paths: list[Path], canary: Path, per_file_s: float = 5.0,
-              start_s: float = 60.0) -> Outcomes:
-    """Load every path in a worker subprocess; a crash or hang costs one file and a restart."""
+              start_s: float = 60.0, src: Path | None = None) -> Outcomes:
+    """Load every path in a worker subprocess; a crash or hang costs one file and a restart.
+    ``src``: the ``genhuman`` source tree to test (default: this checkout's ``src``)."""
     result = Outcomes()
     began = time.monotonic()
     pending = list(paths)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(src or REPO / "src")}
     while pending:
         proc = subprocess.Popen([sys.executable, str(WORKER), kind, str(canary), str(per_file_s)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
