@@ -4,9 +4,9 @@ Strategy: the face mesh on the whole (downscaled) image finds normal portraits; 
 face detectors then find faces the mesh's own detector misses (small faces, group photos)
 and the mesh runs again on a square crop around each. The detectors see a square input, so
 a wide (or tall) image is also scanned in overlapping squares along its long side, else
-a row of faces is squeezed to specks. When that finds nothing, or only faces small for the
-image (a group photo), the detector scans overlapping tiles of a larger copy (faces down to
-~1/20 of the image side, as in half-body, full-body or group photos).
+a row of faces is squeezed to specks. When that finds nothing, the detector scans
+overlapping tiles of a larger copy (faces down to ~1/20 of the image side, as in half-body
+or full-body photos).
 
 Faces are returned largest first; ``face_index`` counts in that order.
 """
@@ -34,7 +34,6 @@ TILE_STRIDE = 256  # of 384 px find faces of ~40 px
 TILE_SEARCH_MAX_SIZE = 2048
 SAME_FACE_IOU = 0.3
 WIDE_ASPECT = 1.5  # long side / short side above which the long side is scanned in squares
-SMALL_FACE = 1 / 8  # faces narrower than this share of the long side send the search to tiles
 
 
 @dataclass
@@ -178,13 +177,10 @@ def detect_faces(image: ImageInput) -> list[Face]:
         boxes += _strip_boxes(small)  # after the whole-image boxes: those keep precedence
     faces += _faces_in_boxes(small, _merge(boxes), faces)
     faces = [face.scaled(factor) for face in faces] if factor != 1 else faces
-    long_side = max(image.shape[:2])
-    small_faces = all(face.box[2] - face.box[0] < SMALL_FACE * long_side for face in faces)
-    if small_faces and len(faces) < MAX_FACES and long_side > TILE_SIZE:
+    if not faces and max(image.shape[:2]) > TILE_SIZE:
         large = resize_max(image, TILE_SEARCH_MAX_SIZE)
         factor = image.shape[1] / large.shape[1]
-        known = [face.scaled(1 / factor) for face in faces]
-        faces += [face.scaled(factor) for face in _faces_in_boxes(large, _tiled_boxes(large), known)]
+        faces = [face.scaled(factor) for face in _faces_in_boxes(large, _tiled_boxes(large), [])]
     return sorted(faces, key=lambda face: face.area, reverse=True)
 
 
