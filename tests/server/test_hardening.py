@@ -179,14 +179,19 @@ def test_validation_pool_refuses_at_once_when_its_backlog_is_full():
 
 
 def test_a_full_validation_pool_answers_503(tmp_path, fake_engine, small_portrait, short_speech, monkeypatch):
-    def full(self, fn, *args):
-        raise Busy()
-
-    monkeypatch.setattr(ValidationPool, "submit", full)
+    busy = {"error": "the server is busy checking other uploads; retry in 5 s"}
     with make_client(tmp_path, workers=False) as client:
+        with monkeypatch.context() as patch:
+            patch.setattr(ValidationPool, "full", lambda self: True)  # seen at the door: the body is not read
+            r = post(client, small_portrait, short_speech)
+        assert (r.status_code, r.json(), r.headers["retry-after"], r.headers["connection"]) == (503, busy, "5", "close")
+
+        def taken(self, fn, *args):  # free at the door, taken by the time the body was in
+            raise Busy()
+
+        monkeypatch.setattr(ValidationPool, "submit", taken)
         r = post(client, small_portrait, short_speech)
-        assert (r.status_code, r.json()) == (503, {"error": "the server is busy checking other uploads; retry in 5 s"})
-        assert r.headers["retry-after"] == "5"
+        assert (r.status_code, r.json()) == (503, busy)
     assert list((tmp_path / "data" / "uploads").iterdir()) == []
 
 

@@ -42,7 +42,9 @@ class Admitted:
 
 
 class ValidationPool:
-    """``threads`` threads, at most ``threads + backlog`` submissions at once."""
+    """``threads`` threads, at most ``threads + backlog`` submissions at once (a slot is
+    taken by :meth:`submit`; the server also looks at :meth:`full` before reading a body,
+    so that most refusals cost nothing)."""
 
     def __init__(self, threads: int, backlog: int):
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="validate")
@@ -51,23 +53,33 @@ class ValidationPool:
         self._lock = threading.Lock()
         self.pending = 0
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def reserve(self) -> bool:
+        """Take a slot for one submission (False when none is free); :meth:`release` it."""
         if not self._slots.acquire(blocking=False):
-            raise Busy()
+            return False
         with self._lock:
             self.pending += 1
-        try:
-            future = self.executor.submit(fn, *args)
-        except BaseException:
-            self._done(None)
-            raise
-        future.add_done_callback(self._done)
-        return future
+        return True
 
-    def _done(self, _future: Optional[Future]) -> None:
+    def release(self, _future: Optional[Future] = None) -> None:
         with self._lock:
             self.pending -= 1
         self._slots.release()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run ``fn`` in a slot of its own; Busy when none is free."""
+        if not self.reserve():
+            raise Busy()
+        try:
+            future = self.executor.submit(fn, *args)
+        except BaseException:
+            self.release()
+            raise
+        future.add_done_callback(self.release)
+        return future
+
+    def full(self) -> bool:
+        return self.pending >= self.capacity
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.wrap_future(self.submit(fn, *args))

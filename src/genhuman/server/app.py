@@ -113,7 +113,7 @@ def _add_error_handlers(app: FastAPI, body_limit: int, settings: ServerSettings)
 
     @app.exception_handler(Busy)
     async def busy(_request: Request, _exc: Busy) -> JSONResponse:
-        return _error(503, "the server is busy checking other uploads; retry in 5 s", {"Retry-After": "5"})
+        return _error(503, guards.BUSY, {"Retry-After": "5"})
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, exc: InputError) -> JSONResponse:

@@ -4,8 +4,9 @@
   framing, nosniff, no referrer.
 - ``refuse_foreign``: DNS rebinding (a foreign Host) and cross-site state changes (CSRF).
 - ``refuse_early``: what can be refused before a byte of the body is read: a declared
-  length over the cap (413) or over the free disk (507), a client over its rate or a full
-  queue (429). These answers close the connection, so the body is never read.
+  length over the cap (413) or over the free disk (507), a client over its rate (429),
+  no free slot in the validation pool (503), a full queue (429). These answers close the
+  connection, so the body is never read.
 - :class:`BodyDeadline`: a client that trickles its body is cut off (408).
 """
 
@@ -29,6 +30,7 @@ from genhuman.server.db import QUEUED
 from genhuman.server.settings import ServerSettings, is_loopback
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+BUSY = "the server is busy checking other uploads; retry in 5 s"
 TIMED_OUT = "genhuman.body_timed_out"  # set in the ASGI scope when BodyDeadline cut a body off
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -123,6 +125,10 @@ def install(app: FastAPI, settings: ServerSettings, services: Any, body_limit: i
             if wait is not None:
                 return JSONResponse({"error": f"too many jobs from this client; retry in {wait} s"},
                                     status_code=429, headers={"Retry-After": str(wait), **close})
+            # No free slot in the validation pool: refused before the body is read. (Only a
+            # look: the slot is taken once the body is in, so a slow client holds none.)
+            if services.validation.full():
+                return JSONResponse({"error": BUSY}, status_code=503, headers={"Retry-After": "5", **close})
             full = await run_in_threadpool(queue_full, services)
             if full is not None:
                 message, wait = full

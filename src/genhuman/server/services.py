@@ -106,11 +106,12 @@ class Services:
         return job
 
 
-def services(request: Request) -> Services:
+# async: they do not block, so they need no trip through the thread pool
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def caller(request: Request, parts: Services = Depends(services)) -> Caller:
+async def caller(request: Request, parts: Services = Depends(services)) -> Caller:
     found = identify(request, parts.settings)
     if found is None:
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
