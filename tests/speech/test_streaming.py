@@ -130,3 +130,31 @@ def test_a_transcript_that_does_not_fit_falls_back_with_a_warning(wave_16k, text
     assert any("transcript does not fit" in r.getMessage() for r in caplog.records)
     track = mouth_track(wave_16k, FPS, text=text)
     assert track.source == "recognized" and track.opening.max() > 0.3
+
+
+def test_phonetic_targets_by_block_equal_the_whole_clip_exactly():
+    # An hour of phones is computed 30 s at a time (flat memory); every row must be the one
+    # the whole-clip blend gives, across block edges and for long phones reaching into a block.
+    from genhuman.speech import coarticulation
+    from genhuman.speech.phonemes import Phone
+    from genhuman.speech.streaming import RATE, TARGET_BLOCK_ROWS, _PhoneticTargets
+
+    rng = np.random.default_rng(3)
+    names = ["AA", "M", "IY", "S", "OW", "B", "AY", "F", "UW", "SIL"]
+    phones, t = [], 0.2
+    while t < 95.0:
+        length = float(rng.choice([0.03, 0.08, 0.15, 2.5]))  # 2.5 s: reaches over a block edge
+        phones.append(Phone(str(rng.choice(names)), t, t + length))
+        t += length + float(rng.choice([0.0, 0.0, 0.3]))
+    n_rows = int(np.ceil((phones[-1].end + coarticulation._REACH_S) * RATE)) + 2
+    whole = coarticulation.blend_targets(phones, n_rows, RATE)
+    targets = _PhoneticTargets(tuple(phones), n_rows)
+    assert n_rows > 3 * TARGET_BLOCK_ROWS
+    start = 0
+    for size in rng.integers(1, 700, size=10_000):  # ragged requests, in order, as the tracker makes them
+        rows = np.arange(start, min(start + int(size), n_rows))
+        np.testing.assert_array_equal(targets[rows], whole[rows])
+        start += int(size)
+        if start >= n_rows:
+            break
+    assert start >= n_rows

@@ -39,12 +39,15 @@ def _segments(phones: Sequence[Phone]):
             yield mid, p.end, visemes[1], dominance
 
 
-def blend_targets(phones: Sequence[Phone], n: int, rate: float) -> np.ndarray:
-    """(n, len(CHANNELS)) channels sampled at ``rate`` Hz (sample i at time i / rate)."""
-    weighted = np.zeros((n, len(CHANNELS)), dtype=np.float64)
-    total = np.full(n, 1e-6, dtype=np.float64)  # tiny rest weight where no phone reaches
+def blend_targets(phones: Sequence[Phone], n: int, rate: float, first: int = 0) -> np.ndarray:
+    """(n - first, len(CHANNELS)) channels sampled at ``rate`` Hz: samples ``first`` .. n - 1
+    (sample i at time i / rate). Any span gives the rows the whole clip would (the streaming
+    tracker computes long clips a block at a time); ``phones`` may leave out phones that
+    cannot reach the span."""
+    weighted = np.zeros((n - first, len(CHANNELS)), dtype=np.float64)
+    total = np.full(n - first, 1e-6, dtype=np.float64)  # tiny rest weight where no phone reaches
     for start, end, viseme, dominance in _segments(phones):
-        lo = max(int(np.floor((start - _REACH_S) * rate)), 0)
+        lo = max(int(np.floor((start - _REACH_S) * rate)), first)
         hi = min(int(np.ceil((end + _REACH_S) * rate)) + 1, n)
         if hi <= lo:
             continue
@@ -52,8 +55,8 @@ def blend_targets(phones: Sequence[Phone], n: int, rate: float) -> np.ndarray:
         before = np.clip(start - t, 0.0, None)
         after = np.clip(t - end, 0.0, None)
         weight = dominance * np.exp(-np.square(before / ANTICIPATION_S) - np.square(after / CARRYOVER_S))
-        weighted[lo:hi] += weight[:, None] * viseme_target(viseme)[None, :]
-        total[lo:hi] += weight
+        weighted[lo - first:hi - first] += weight[:, None] * viseme_target(viseme)[None, :]
+        total[lo - first:hi - first] += weight
     return (weighted / total[:, None]).astype(np.float32)
 
 

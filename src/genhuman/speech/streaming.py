@@ -33,6 +33,7 @@ import bisect
 import logging
 import math
 import numbers
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence, Union
@@ -69,6 +70,7 @@ SILENT_DB = -120.0
 LEVEL_WINDOW_ROWS = int(60 * RATE)  # voiced analysis frames behind the speech level
 ENERGY_WINDOW_FRAMES = int(60 * SAMPLE_RATE / vad.VAD_HOP)  # VAD frames behind the energy detector
 
+TARGET_BLOCK_ROWS = 3000  # phonetic targets are computed 30 s at a time: flat memory on long audio
 _LIP = CHANNELS.index("lip_press")
 _N = len(CHANNELS)
 
@@ -288,6 +290,41 @@ class _Rows:
             self.start = index
 
 
+class _PhoneticTargets:
+    """``coarticulation.blend_targets`` of the whole plan, computed a block of rows at a time
+    (the same values: each row sums the same phones in the same order), so an hour of phones
+    costs one block, not an (n_rows, channels) array and its float64 temporaries."""
+
+    def __init__(self, phones: Sequence[Phone], n_rows: int):
+        self.phones = phones
+        self.n_rows = n_rows
+        self._starts = [p.start for p in phones]
+        self._longest = max((p.end - p.start for p in phones), default=0.0)
+        self._block = -1
+        self._values = np.zeros((0, _N), np.float32)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), _N), np.float32)
+        for block in np.unique(rows // TARGET_BLOCK_ROWS):
+            mask = rows // TARGET_BLOCK_ROWS == block
+            out[mask] = self._rows_of(int(block))[rows[mask] - block * TARGET_BLOCK_ROWS]
+        return out
+
+    def _rows_of(self, block: int) -> np.ndarray:
+        if block != self._block:
+            first = block * TARGET_BLOCK_ROWS
+            stop = min(first + TARGET_BLOCK_ROWS, self.n_rows)
+            reach = coarticulation._REACH_S + 2.0 / RATE  # a little more than a phone's pull
+            lo = bisect.bisect_left(self._starts, first / RATE - reach - self._longest)
+            hi = bisect.bisect_right(self._starts, stop / RATE + reach)
+            self._values = coarticulation.blend_targets(self.phones[lo:hi], stop, RATE, first)
+            self._block = block
+        return self._values
+
+
 class MouthTracker:
     """Per-frame mouth values from audio pushed chunk by chunk; see the module docstring."""
 
@@ -300,8 +337,8 @@ class MouthTracker:
         self._buffer_start = 0
         self._received = 0
         self._finished = False
-        self._vad_voiced: list[bool] = []  # per VAD frame
-        self._vad_count = [0]  # cumulative voiced VAD frames
+        self._vad_voiced = bytearray()  # per VAD frame, 1 = voiced (a byte each: hours stay small)
+        self._vad_count = array("q", [0])  # cumulative voiced VAD frames
         # Per analysis row: features (rms, f1, f2, high, zcr) + voiced; raw channels; gain.
         self._features = _Rows(6)
         self._raw_acoustic = _Rows(_N)
@@ -315,11 +352,9 @@ class MouthTracker:
         plan = self.plan
         end = max((p.end for p in plan.phones), default=0.0)
         self._weight = float(np.clip(plan.weight, 0.0, 1.0)) if plan.phones else 0.0
-        if self._weight > 0:
-            self._targets = coarticulation.blend_targets(
-                plan.phones, int(np.ceil((end + coarticulation._REACH_S) * RATE)) + 2, RATE)
-        else:
-            self._targets = np.zeros((0, _N), np.float32)
+        self._targets = _PhoneticTargets(
+            plan.phones if self._weight > 0 else (),
+            int(np.ceil((end + coarticulation._REACH_S) * RATE)) + 2 if self._weight > 0 else 0)
         if plan.trusted:
             self._closed = coarticulation.closure_frames(plan.phones, self.fps, int(np.ceil(end * self.fps)) + 2)
             self._starts = np.array([p.start for p in plan.phones])
@@ -368,7 +403,7 @@ class MouthTracker:
             j = len(self._vad_voiced)
             prob = self._vad.frame(self._samples(j * hop, (j + 1) * hop))
             voiced = prob > vad.THRESHOLD
-            self._vad_voiced.append(voiced)
+            self._vad_voiced.append(int(voiced))
             self._vad_count.append(self._vad_count[-1] + int(voiced))
 
     def _run_features(self) -> None:
@@ -397,7 +432,7 @@ class MouthTracker:
         columns = [np.concatenate(c) for c in zip(*parts)]
         rows = np.arange(self._features.stop, first)
         vad_index = np.minimum((rows * HOP) // vad.VAD_HOP, len(self._vad_voiced) - 1)
-        voiced = np.asarray(self._vad_voiced, bool)[vad_index]
+        voiced = np.frombuffer(self._vad_voiced, np.uint8)[vad_index].astype(bool)
         features = acoustic.AcousticFeatures(*columns)
         levels = np.array([self._level.update(r, v) for r, v in zip(features.rms.tolist(), voiced.tolist())])
         gain = acoustic.loudness_gain(features.rms, levels)
