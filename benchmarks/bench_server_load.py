@@ -177,13 +177,15 @@ def burst(count: int, image: bytes, audio: bytes, server_args: list[str]) -> dic
                 list(pool.map(one, range(count)))
             first = min(sent + latency for status, sent, latency in answers if status == 429) - started[0] \
                 if any(a[0] == 429 for a in answers) else None
+            first_refusal = min(sent + latency for status, sent, latency in answers if status != 202) - started[0] \
+                if any(a[0] != 202 for a in answers) else None
             accepted = [latency for status, _, latency in answers if status == 202]
             refused = [latency for status, _, latency in answers if status != 202]
             codes: dict[int, int] = {}
             for status, _, _ in answers:
                 codes[status] = codes.get(status, 0) + 1
             rss, threads = server.status()
-            return {"codes": codes, "first_429": first, "accepted_p50": statistics.median(accepted) if accepted else None,
+            return {"codes": codes, "first_429": first, "first_refusal": first_refusal, "accepted_p50": statistics.median(accepted) if accepted else None,
                     "accepted_max": max(accepted) if accepted else None,
                     "refused_p50": statistics.median(refused) if refused else None, "rss": rss, "threads": threads}
         finally:
@@ -205,7 +207,8 @@ def main() -> None:
     import mediapipe
     import uvicorn
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (at the start; "
+          f"the figures are wall times on this machine, client and server sharing it); "
           f"Python {platform.python_version()}, fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, "
           f"mediapipe {mediapipe.__version__}")
     image, audio = media()
@@ -220,8 +223,9 @@ def main() -> None:
     if args.burst:
         b = burst(args.burst, image, audio, args.burst_server_args.split())
         first = "none" if b["first_429"] is None else f"{b['first_429']:.3f} s"
-        print(f"burst: {args.burst} submissions at once from one address {args.burst_server_args}: answers {b['codes']}; first 429 after "
-              f"{first}; accepted p50 {b['accepted_p50']:.3f} s (max {b['accepted_max']:.3f} s), refused p50 "
+        refusal = "none" if b["first_refusal"] is None else f"{b['first_refusal']:.3f} s"
+        print(f"burst: {args.burst} submissions at once from one address {args.burst_server_args}: answers "
+              f"{b['codes']}; first 429 after {first}, first refusal (429/503) after {refusal}; accepted p50 {b['accepted_p50']:.3f} s (max {b['accepted_max']:.3f} s), refused p50 "
               f"{b['refused_p50']:.3f} s; server RSS {b['rss']:.0f} MB, {b['threads']} threads")
 
 

@@ -326,3 +326,13 @@ def test_start_up_removes_orphan_uploads(tmp_path, fake_engine, small_portrait, 
     with make_client(tmp_path, workers=False) as client:
         assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
     assert sorted(p.name for p in uploads.iterdir()) == kept and len(kept) == 2
+
+
+def test_deleting_a_queued_job_drops_the_avatar_admission_prepared(tmp_path, fake_engine, small_portrait,
+                                                                    short_speech):
+    with make_client(tmp_path, workers=False) as client:
+        job = post(client, small_portrait, short_speech).json()
+        handoff = client.app.state.services.handoff
+        assert (len(handoff.avatars), len(handoff.digests), fake_engine.prepares) == (1, 1, 1)
+        assert client.delete(f"/v1/jobs/{job['id']}").json() == {"deleted": job["id"]}
+        assert (len(handoff.avatars), len(handoff.digests)) == (0, 0)

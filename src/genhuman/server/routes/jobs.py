@@ -155,19 +155,25 @@ def _save(parts: Services, upload: Any, allowed: set[str], default: str, what: s
 
 
 def _forget_portrait(parts: Services, path: Path) -> None:
-    """A deleted job's portrait leaves no prepared avatar behind (in memory or on disk)."""
-    pool = parts.pool
-    if not path.is_file() or (pool.disk is None and not any(w.avatars.capacity for w in pool.workers)):
-        return
-    from genhuman.engines.avatar import image_digest
-    from genhuman.media import load_image
+    """A deleted job's portrait leaves no prepared avatar behind (in memory, on disk, or
+    waiting in the admission hand-off), since an avatar holds the portrait's pixels."""
+    from genhuman.server.avatars import portrait_prefix
 
-    try:
-        digest = parts.handoff.digests.get(path.name) or image_digest(
-            load_image(path, max_pixels=parts.settings.max_image_pixels))
-        removed = pool.forget_portrait(digest)
-    except Exception:  # an unreadable upload made no avatar
+    pool, handoff = parts.pool, parts.handoff
+    digest = handoff.digests.get(path.name)
+    handoff.digests.discard(path.name)
+    caches = pool.disk is not None or any(w.avatars.capacity for w in pool.workers)
+    if digest is None and caches and path.is_file():
+        from genhuman.engines.avatar import image_digest
+        from genhuman.media import load_image
+
+        try:
+            digest = image_digest(load_image(path, max_pixels=parts.settings.max_image_pixels))
+        except Exception:  # an unreadable upload made no avatar
+            return
+    if digest is None:
         return
+    removed = handoff.avatars.discard_prefix(portrait_prefix(digest)) + (pool.forget_portrait(digest) if caches else 0)
     if removed:
         log.info("removed %d cached avatar(s) of a deleted job's portrait", removed)
 
