@@ -101,15 +101,18 @@ def test_legacy_tar_format_and_non_state_dicts(tmp_path):
 
 
 def test_configs(tmp_path):
-    (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(InputError, match="^config.json is not valid JSON$"):
-        read_json(tmp_path / "config.json")
-    (tmp_path / "config.json").write_text("[1, 2]")
-    with pytest.raises(InputError, match="^config.json is not a JSON object$"):
-        read_json(tmp_path / "config.json")
-    (tmp_path / "config.json").write_text('{"a": 1}')
-    with pytest.raises(InputError, match="^config.json is not a config these weights can be built from$"):
-        parse_config(tmp_path / "config.json", lambda data: data["missing"])
+    config = tmp_path / "vae" / "config.json"
+    config.parent.mkdir()
+    config.write_text("{not json")
+    with pytest.raises(InputError, match="^vae/config.json is not valid JSON$"):
+        read_json(config)
+    config.write_text("[1, 2]")
+    with pytest.raises(InputError, match="^vae/config.json is not a JSON object$"):
+        read_json(config)
+    config.write_text('{"a": 1}')
+    with pytest.raises(InputError, match="^vae/config.json is not a config these weights can be built from$"):
+        parse_config(config, lambda data: data["missing"])
+    assert parse_config(config, lambda data: data["a"] + 1) == 2
 
 
 def _vae_folder(path, safe_serialization=True, old_attention_names=False):
@@ -153,6 +156,7 @@ def _malicious(official, tmp_path, which):
             p.unlink()
         target = vae / "diffusion_pytorch_model.bin"
         torch.save({"x": _Canary(canary)}, target)
+        return folder, "sd-vae-ft-mse/diffusion_pytorch_model.bin", canary
     return folder, target.name, canary
 
 
@@ -176,11 +180,11 @@ def test_converted_folder_with_damaged_parts(official, tmp_path):
 
     out = convert_echomimic(official, tmp_path / "conv")
     (out / "whisper" / "config.json").write_text("{")
-    with pytest.raises(InputError, match="^config.json is not valid JSON$"):
+    with pytest.raises(InputError, match="^whisper/config.json is not valid JSON$"):
         load_echomimic(out)
     shutil.rmtree(out)
     out = convert_echomimic(official, tmp_path / "conv")
     weights = out / "denoising_unet" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(InputError, match=f"^cannot read weights model.safetensors: {DAMAGED}$"):
+    with pytest.raises(InputError, match=f"^cannot read weights denoising_unet/model.safetensors: {DAMAGED}$"):
         load_echomimic(out)

@@ -5,7 +5,8 @@ formats) through ``torch.load(weights_only=True)``, which runs no code; ``.safet
 the JSON configs of Hugging Face folders. A malicious, damaged or truncated file raises
 whatever its reader raises (torch's ``UnpicklingError`` even advises ``weights_only=False``,
 which would run the file's code); here that is one sentence naming the file's base name
-(never its folder: a server's paths stay private), and the CLI exits 2.
+(with its folder's own name for the names every component uses, e.g. ``vae/config.json``;
+never the path: a server's paths stay private), and the CLI exits 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ import torch
 from genhuman.errors import InputError
 
 _ZIP_MAGIC = b"PK\x03\x04"
+# Names every component folder uses: the message adds the folder's own name (not its path).
+_SHARED_NAMES = {"config.json", "model.safetensors", "diffusion_pytorch_model.safetensors",
+                 "diffusion_pytorch_model.bin"}
+
+
+def shown(path: Path) -> str:
+    """How a message names a weights file: its base name, e.g. ``whisper_tiny.pt``, or
+    ``vae/config.json`` where the base name alone would not say which one."""
+    return f"{path.parent.name}/{path.name}" if path.name in _SHARED_NAMES and path.parent.name else path.name
 
 
 def _reason(exc: BaseException) -> str:
@@ -35,7 +45,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _refused(path: Path, exc: BaseException) -> InputError:
-    return InputError(f"cannot read weights {path.name}: {_reason(exc)}")
+    return InputError(f"cannot read weights {shown(path)}: {_reason(exc)}")
 
 
 def read_torch_pickle(path: str | Path) -> Any:
@@ -70,7 +80,7 @@ def read_state_dict(path: str | Path, device: str = "cpu") -> dict[str, torch.Te
             state = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
-        raise InputError(f"cannot read weights {path.name}: it is not a state dict of tensors")
+        raise InputError(f"cannot read weights {shown(path)}: it is not a state dict of tensors")
     return state
 
 
@@ -80,11 +90,11 @@ def read_json(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_bytes())
     except OSError as exc:
-        raise InputError(f"cannot read {path.name}: {_reason(exc)}") from None
+        raise InputError(f"cannot read {shown(path)}: {_reason(exc)}") from None
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
-        raise InputError(f"{path.name} is not valid JSON") from None
+        raise InputError(f"{shown(path)} is not valid JSON") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path.name} is not a JSON object")
+        raise InputError(f"{shown(path)} is not a JSON object")
     return data
 
 
@@ -96,4 +106,4 @@ def parse_config(path: str | Path, parse: Any) -> Any:
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
-        raise InputError(f"{Path(path).name} is not a config these weights can be built from") from None
+        raise InputError(f"{shown(Path(path))} is not a config these weights can be built from") from None
