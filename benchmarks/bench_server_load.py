@@ -19,7 +19,8 @@ Burst: one warm-up job (the models load), then ``--burst`` submissions at once f
 address with the default settings (queue 32, rate limit 60/min with a burst of 20,
 validation pool of 2 + backlog 8): the time from the start to the first 429, and the
 latency of the accepted ones. ``--burst-only`` skips the soak (it also runs against
-older servers, which lack the soak's flags).
+older servers); ``--legacy`` runs the soak without tokens or --rate-limit (for older
+servers, which lack them).
 """
 
 from __future__ import annotations
@@ -105,11 +106,14 @@ def wait_done(client: httpx.Client, job_id: str, headers: dict[str, str]) -> str
         time.sleep(0.02)
 
 
-def soak(jobs: int, clients: int, image: bytes, audio: bytes) -> dict:
+def soak(jobs: int, clients: int, image: bytes, audio: bytes, legacy: bool = False) -> dict:
     tokens = [f"client-token-{i}" for i in range(clients)]
+    flags = [] if legacy else ["--token", tokens[0], *[a for t in tokens[1:] for a in ("--client-token", t)],
+                               "--rate-limit", "0"]
+    if legacy:
+        tokens = [""] * clients
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp), "--token", tokens[0], *[a for t in tokens[1:] for a in ("--client-token", t)],
-                        "--rate-limit", "0")
+        server = Server(Path(tmp), *flags)
         try:
             before = server.status()
             done: list[str] = []
@@ -118,7 +122,7 @@ def soak(jobs: int, clients: int, image: bytes, audio: bytes) -> dict:
             refused = [0]
 
             def client_loop(token: str) -> None:
-                headers = {"Authorization": f"Bearer {token}"}
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
                 with httpx.Client(base_url=server.url, timeout=60) as client:
                     while True:
                         with lock:
@@ -198,6 +202,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--burst-only", action="store_true")
+    parser.add_argument("--legacy", action="store_true", help="soak without the flags older servers lack "
+                        "(tokens, --rate-limit): for before/after figures")
     parser.add_argument("--burst-server-args", default="", help="extra `genhuman serve` flags for the burst, "
                         "e.g. '--rate-limit 0' (refusals from the queue and the validation pool only)")
     args = parser.parse_args()
@@ -213,7 +219,7 @@ def main() -> None:
           f"mediapipe {mediapipe.__version__}")
     image, audio = media()
     if args.soak:
-        s = soak(args.soak, args.clients, image, audio)
+        s = soak(args.soak, args.clients, image, audio, args.legacy)
         growth = (s["after"][0] - s["after_50"][0]) / s["after_50"][0] * 100
         print(f"soak: {s['jobs']} jobs from {args.clients} clients in {s['seconds']:.1f} s, {s['succeeded']} "
               f"succeeded, {s['refused_retried']} refusals retried")
