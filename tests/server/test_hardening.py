@@ -336,3 +336,36 @@ def test_deleting_a_queued_job_drops_the_avatar_admission_prepared(tmp_path, fak
         assert (len(handoff.avatars), len(handoff.digests), fake_engine.prepares) == (1, 1, 1)
         assert client.delete(f"/v1/jobs/{job['id']}").json() == {"deleted": job["id"]}
         assert (len(handoff.avatars), len(handoff.digests)) == (0, 0)
+
+
+def test_a_database_that_refuses_claims_is_logged_once_and_retried(tmp_path, caplog, monkeypatch):
+    import genhuman.server.worker as worker_module
+    from genhuman.server.jobs import JobStore
+    from genhuman.server.storage import Storage
+    from genhuman.server.worker import Worker
+
+    monkeypatch.setattr(worker_module, "IDLE_WAIT", 0.001)
+    monkeypatch.setattr(worker_module, "MAX_BACKOFF", 0.005)
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite3'}", max_queue=10, max_attempts=2)
+    real, calls = store.claim_next, [0]
+
+    def refusing(name):
+        calls[0] += 1
+        if calls[0] <= 20:
+            raise OSError(errno.ENOSPC, "database or disk is full")
+        return real(name)
+
+    store.claim_next = refusing  # type: ignore[method-assign]
+    stop = threading.Event()
+    worker = Worker("worker-0", store, Storage(tmp_path / "data"), None, stop)
+    with caplog.at_level("INFO", logger="genhuman.server.worker"):
+        worker.start()
+        deadline = time.monotonic() + 10
+        while calls[0] <= 21 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        worker.join(5)
+    messages = [r.getMessage() for r in caplog.records]
+    assert calls[0] > 21
+    assert sum("claiming a job failed" in m for m in messages) == 1, messages
+    assert any("the database answers again after 20 failed tries" in m for m in messages), messages
