@@ -109,6 +109,8 @@ def convert_openai_whisper(
         raise InputError(f"{name} is not an OpenAI whisper checkpoint (expected 'dims' and 'model_state_dict')")
     try:
         config = whisper_config_from_dims({k: _whole(dims[k]) for k in _DIMS})
+        if config.encoder_layers > 64:  # a huge encoder would take minutes to build before the check
+            raise ValueError(config.encoder_layers)
         state = {_rename(key): value.detach().clone().contiguous()
                  for key, value in weights.items() if isinstance(key, str) and key.startswith("encoder.")}
         if not all(isinstance(v, torch.Tensor) for v in state.values()):
