@@ -1,9 +1,11 @@
 """The web page in real headless Chromium (Debian package), driven by Playwright:
-upload the example portrait and speech, wait for the video, check that it plays."""
+upload the example portrait and speech, wait for the video, check that it plays, with the
+server's Content-Security-Policy in force (a violation in the console fails the test)."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,15 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+def wait_until(page, expression: str, seconds: float) -> None:
+    """Poll ``expression`` from here: Playwright's wait_for_function evaluates a string in the
+    page, which the page's Content-Security-Policy (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {seconds} s: {expression}"
+        time.sleep(0.1)
+
+
 @pytest.mark.browser
 def test_page_makes_and_plays_a_video(chromium, start_server, portrait_path, speech_path, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -33,21 +44,23 @@ def test_page_makes_and_plays_a_video(chromium, start_server, portrait_path, spe
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server.url + "/")
-        page.wait_for_function("document.querySelector('#engine').options.length > 0")
+        page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
+                else None)
+        page.wait_for_selector("#engine option", state="attached")
         assert page.locator("#engine").input_value() == "lite"
         page.set_input_files("#image", str(portrait_path))
         page.set_input_files("#audio", str(speech_path))
         page.click("#submit")
         page.wait_for_selector("#video:not([hidden])", timeout=180_000)
-        page.wait_for_function("document.querySelector('#video').readyState >= 2", timeout=30_000)
+        wait_until(page, "document.querySelector('#video').readyState >= 2", 30)
         assert page.locator("#status").inner_text() == "succeeded"
         assert page.locator("#message").inner_text().startswith("175 frames, 512×512, 7.0 s of video")
         duration = page.evaluate("document.querySelector('#video').duration")
         assert 6.5 < duration < 7.6  # the 7.0 s example speech
         page.evaluate("() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); }")
-        page.wait_for_function("document.querySelector('#video').currentTime > 0.5", timeout=15_000)
+        wait_until(page, "document.querySelector('#video').currentTime > 0.5", 15)
         page.evaluate("() => { const v = document.querySelector('#video'); v.pause(); v.currentTime = 2.0; }")
-        page.wait_for_function("document.querySelector('#video').readyState >= 2", timeout=10_000)
+        wait_until(page, "document.querySelector('#video').readyState >= 2", 10)
         assert page.locator("#download").get_attribute("href").endswith("download=1")
         page.wait_for_selector("#jobs tbody tr .badge.succeeded")  # the recent-jobs list shows it
         shot = tmp_path / "page.png"
