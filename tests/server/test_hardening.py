@@ -369,3 +369,38 @@ def test_a_database_that_refuses_claims_is_logged_once_and_retried(tmp_path, cap
     assert calls[0] > 21
     assert sum("claiming a job failed" in m for m in messages) == 1, messages
     assert any("the database answers again after 20 failed tries" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_output_size": 32}, "max output size must be between 64 and 4096, got 32"),
+    ({"max_image_pixels": 100}, "max image pixels must be between 4096 and 200000000, got 100"),
+    ({"rate_limit": -1}, "rate limit must be between 0 and 100000 per minute with a burst of at least 1, got -1"),
+    ({"validation_threads": 0}, "validation threads must be between 1 and 16 and the backlog between 0 and 1000"),
+    ({"body_timeout": 0}, "body timeout must be a positive number of seconds, got 0"),
+])
+def test_settings_refuse_absurd_limits(tmp_path, settings, message):
+    from genhuman.errors import InputError
+    from genhuman.server.settings import ServerSettings
+
+    with pytest.raises(InputError) as refused:
+        ServerSettings(data_dir=tmp_path, **settings).resolve()
+    assert str(refused.value).startswith(message)
+
+
+def test_serve_flags_fill_the_settings(monkeypatch, tmp_path):
+    import argparse
+
+    from genhuman.cli import serve
+
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--data-dir", str(tmp_path), "--max-output-size", "512", "--max-image-mpx",
+                              "8", "--rate-limit", "0", "--client-token", "b", "--admin-token", "a"])
+    built = {}
+    monkeypatch.setattr("genhuman.server.app.create_app", lambda settings: built.setdefault("s", settings))
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: built.setdefault("uvicorn", kwargs))
+    assert args.func(args) == 0
+    s = built["s"]
+    assert (s.max_output_size, s.max_image_pixels, s.rate_limit, s.tokens, s.admin_token) == (
+        512, 8_000_000, 0.0, ["b"], "a")
+    assert built["uvicorn"]["timeout_keep_alive"] == 5
