@@ -69,8 +69,11 @@ class Avatar:
         if found != AVATAR_FORMAT:
             raise InputError(f"avatar in {str(directory)!r} has format {found}; this GenHuman reads "
                              f"format {AVATAR_FORMAT}: prepare it again")
-        return cls(engine=str(header["engine"]), weights_id=str(header["weights_id"]), arrays=dict(arrays),
-                   meta=dict(header.get("meta") or {}))
+        try:
+            return cls(engine=str(header["engine"]), weights_id=str(header["weights_id"]), arrays=dict(arrays),
+                       meta=dict(header.get("meta") or {}))
+        except (KeyError, TypeError, ValueError):  # a hand-edited or foreign avatar.json
+            raise InputError(f"avatar in {str(directory)!r} is corrupt (its {META_FILE} lacks fields)") from None
 
 
 def image_digest(image: np.ndarray) -> str:

@@ -150,3 +150,17 @@ def test_a_transcript_that_does_not_fit_still_animates(engine, avatar, clip, tex
     assert any("transcript does not fit" in r.getMessage() for r in caplog.records)
     recognized = _animate_frames(monkeypatch, engine, avatar, clip, AnimateRequest(), tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(frames, recognized))  # as without a transcript
+
+
+def test_a_damaged_saved_avatar_is_one_input_error(avatar, tmp_path):
+    import json
+
+    folder = avatar.save(tmp_path / "avatar")
+    meta = json.loads((folder / "avatar.json").read_text())
+    del meta["engine"]
+    (folder / "avatar.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="is corrupt .its avatar.json lacks fields"):
+        Avatar.load(folder)
+    (folder / "avatar.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(InputError, match="is corrupt"):
+        Avatar.load(folder)
