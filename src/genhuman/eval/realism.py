@@ -1,0 +1,233 @@
+"""Does a talking portrait still look like the photo? The measures of issue 10.
+
+Pure functions on arrays (so they are tested on synthetic images with known answers), plus
+the two that need a model: :func:`segment_person` (MediaPipe's bundled selfie segmentation)
+and :func:`gallery_portraits` (the three test portraits, found with the face mesh).
+
+- background: PSNR of a frame against the photo outside the person (:func:`person_region`).
+- sharpness: Laplacian variance in the eye region, frame / photo (:func:`sharpness_ratio`).
+- teeth: the photo's visible teeth (:func:`teeth_mask`), compared by PSNR.
+- chroma: the largest CIELAB chroma in a region (:func:`max_chroma`), 0 for a grey picture.
+- blinks: eye-aspect ratio per frame (:func:`eye_aspect_ratio`), runs of closed frames as
+  durations (:func:`blink_runs`), and pixels brighter than the photo's sclera (:func:`sclera_level`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from genhuman.eval.identity import psnr
+from genhuman.face import landmark_indices as idx
+
+PSNR_CAP = 100.0  # dB for identical pixels (genhuman.eval.identity.psnr)
+CLOSEUP_SIZE = 1024
+CLOSEUP_MARGIN = 0.15  # of the face box's larger side, on each side: a tight crop
+PERSON_THRESHOLD = 0.5  # selfie-segmentation confidence above which a pixel is the person
+PERSON_DILATE = 0.15  # face heights: the head moves a few percent of one; hair blurs the edge
+EYE_MARGIN = 0.35  # eye widths around each eye contour: lids, lashes, the crease
+TEETH_MIN_VALUE = 140  # HSV value (0..255): teeth are bright...
+TEETH_MAX_SATURATION = 90  # ... and nearly colourless (lips and gums are saturated)
+BLINK_CLOSED = 0.8  # a frame's eyes are closing when their aspect ratio is below this x the open one
+OPEN_EYES = 0.9  # ... and open (a rest frame) above this x the open one
+
+
+# --- the test portraits ----------------------------------------------------------------------
+
+def closeup(image: np.ndarray, landmarks: np.ndarray, size: int = CLOSEUP_SIZE,
+            margin: float = CLOSEUP_MARGIN) -> np.ndarray:
+    """A tight square crop around the face mesh, scaled to ``size`` px (cubic)."""
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+    side = min(side, image.shape[0], image.shape[1])
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    left = int(round(np.clip(cx - side / 2.0, 0, image.shape[1] - side)))
+    top = int(round(np.clip(cy - side / 2.0, 0, image.shape[0] - side)))
+    crop = image[top:top + int(side), left:left + int(side)]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def greyscale(image: np.ndarray) -> np.ndarray:
+    """The picture in grey, three equal channels (a black-and-white photo as users send it)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+
+
+def gallery_portraits(example: str | Path) -> dict[str, np.ndarray]:
+    """The three portraits of issue 10 from one photo: itself, a 1024 px close-up, greyscale."""
+    from genhuman.face import face_landmarks
+    from genhuman.media import load_image
+
+    image = load_image(example)
+    landmarks = face_landmarks(image, name="the example").landmarks
+    return {"example": image, "closeup": closeup(image, landmarks), "grey": greyscale(image)}
+
+
+# --- background ------------------------------------------------------------------------------
+
+def segment_person(image: np.ndarray) -> np.ndarray:
+    """Per-pixel person confidence 0..1 (MediaPipe selfie segmentation, bundled with mediapipe)."""
+    import mediapipe as mp
+
+    from genhuman.face._mediapipe import quiet_stderr
+
+    with quiet_stderr(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as graph:
+        result = graph.process(np.ascontiguousarray(image))
+    return np.asarray(result.segmentation_mask, np.float32)
+
+
+def face_height(landmarks: np.ndarray) -> float:
+    return float(landmarks[:, 1].max() - landmarks[:, 1].min())
+
+
+def person_region(segmentation: np.ndarray, landmarks: np.ndarray, dilate: float = PERSON_DILATE) -> np.ndarray:
+    """Boolean mask of the person: segmentation > 0.5, united with the face mesh's hull,
+    dilated by ``dilate`` face heights. Its complement is the background that must not move."""
+    mask = (segmentation > PERSON_THRESHOLD).astype(np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(landmarks).astype(np.int32)), 1)
+    radius = int(round(dilate * face_height(landmarks)))
+    if radius > 0:
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return mask > 0
+
+
+def worst_and_median(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.min(values)), float(np.median(values))
+
+
+# --- sharpness -------------------------------------------------------------------------------
+
+def eye_region(landmarks: np.ndarray, shape: tuple[int, ...], margin: float = EYE_MARGIN) -> np.ndarray:
+    """Boolean mask: a box around each eye contour, ``margin`` eye widths wider on every side."""
+    mask = np.zeros(shape[:2], bool)
+    for contour in (idx.RIGHT_EYE, idx.LEFT_EYE):
+        points = landmarks[list(contour)]
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        pad = margin * (x1 - x0)
+        top, bottom = max(0, int(np.floor(y0 - pad))), min(shape[0], int(np.ceil(y1 + pad)) + 1)
+        left, right = max(0, int(np.floor(x0 - pad))), min(shape[1], int(np.ceil(x1 + pad)) + 1)
+        mask[top:bottom, left:right] = True
+    return mask
+
+
+def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey picture over ``mask``."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    laplacian = cv2.Laplacian(grey.astype(np.float64), cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT)
+    return float(np.var(laplacian[mask]))
+
+
+def sharpness_ratio(frame: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
+    """Laplacian variance of ``frame`` / that of ``photo`` on the same region: 1 = as sharp."""
+    reference = laplacian_variance(photo, mask)
+    return laplacian_variance(frame, mask) / reference if reference > 0 else float("nan")
+
+
+# --- mouth -----------------------------------------------------------------------------------
+
+def polygon_mask(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask > 0
+
+
+def teeth_mask(photo: np.ndarray, landmarks: np.ndarray, min_value: int = TEETH_MIN_VALUE,
+               max_saturation: int = TEETH_MAX_SATURATION) -> np.ndarray:
+    """The photo's visible teeth: inside the inner lip contour, bright and nearly colourless."""
+    inside = polygon_mask(landmarks[list(idx.LIPS_INNER)], photo.shape)
+    hsv = cv2.cvtColor(photo, cv2.COLOR_RGB2HSV)
+    return inside & (hsv[:, :, 2] >= min_value) & (hsv[:, :, 1] <= max_saturation)
+
+
+def mouth_region(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean box around the lips, widened by half a mouth width and lowered by one (the jaw
+    drops when the mouth opens): where a synthesised interior can appear."""
+    points = landmarks[list(idx.LIPS_OUTER)]
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    width = x1 - x0
+    mask = np.zeros(shape[:2], bool)
+    mask[max(0, int(y0 - 0.25 * width)):min(shape[0], int(y1 + width) + 1),
+         max(0, int(x0 - 0.5 * width)):min(shape[1], int(x1 + 0.5 * width) + 1)] = True
+    return mask
+
+
+def chroma(image: np.ndarray) -> np.ndarray:
+    """CIELAB chroma sqrt(a^2 + b^2) per pixel (0 for grey, ~104.6 for pure sRGB red)."""
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    return np.hypot(lab[:, :, 1], lab[:, :, 2])
+
+
+def max_chroma(image: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+    values = chroma(image)
+    return float(values.max() if mask is None else values[mask].max(initial=0.0))
+
+
+# --- eyes ------------------------------------------------------------------------------------
+
+def eye_aspect_ratio(landmarks: np.ndarray) -> float:
+    """Lid gap / eye width, averaged over both eyes (about 0.3 open, near 0 closed)."""
+    ratios = []
+    for lids, corners in ((idx.RIGHT_EYE_LIDS, idx.RIGHT_EYE_CORNERS), (idx.LEFT_EYE_LIDS, idx.LEFT_EYE_CORNERS)):
+        gap = np.linalg.norm(landmarks[lids[0]] - landmarks[lids[1]])
+        width = np.linalg.norm(landmarks[corners[0]] - landmarks[corners[1]])
+        ratios.append(gap / width if width > 0 else np.nan)
+    return float(np.mean(ratios))
+
+
+def blink_runs(ratios: np.ndarray, open_ratio: float, closed: float = BLINK_CLOSED) -> list[tuple[int, int]]:
+    """(first, last + 1) frame of each run where the eye-aspect ratio is below ``closed`` x
+    ``open_ratio`` (frames without a face, NaN, count as open)."""
+    shut = np.nan_to_num(np.asarray(ratios, np.float64), nan=np.inf) < closed * open_ratio
+    runs, start = [], None
+    for k, value in enumerate(np.append(shut, False)):
+        if value and start is None:
+            start = k
+        elif not value and start is not None:
+            runs.append((start, k))
+            start = None
+    return runs
+
+
+def run_durations_ms(runs: list[tuple[int, int]], fps: float) -> list[float]:
+    return [1000.0 * (stop - start) / fps for start, stop in runs]
+
+
+def iris_disc(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    for center, ring in ((idx.RIGHT_IRIS_CENTER, idx.RIGHT_IRIS), (idx.LEFT_IRIS_CENTER, idx.LEFT_IRIS)):
+        radius = np.mean(np.linalg.norm(landmarks[list(ring)] - landmarks[center], axis=1))
+        cv2.circle(mask, tuple(int(round(v)) for v in landmarks[center]), int(np.ceil(radius)), 1, -1)
+    return mask > 0
+
+
+def eyes_mask(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inside the two eye contours (the open eye in the photo)."""
+    return (polygon_mask(landmarks[list(idx.RIGHT_EYE)], shape)
+            | polygon_mask(landmarks[list(idx.LEFT_EYE)], shape))
+
+
+def sclera_level(photo: np.ndarray, landmarks: np.ndarray) -> float:
+    """Median grey level of the photo's sclera: inside the eye contours, outside the iris."""
+    region = eyes_mask(landmarks, photo.shape) & ~iris_disc(landmarks, photo.shape)
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    return float(np.median(grey[region])) if region.any() else float("nan")
+
+
+def brighter_than(image: np.ndarray, mask: np.ndarray, level: float) -> int:
+    """How many pixels of ``mask`` have a grey level above ``level``."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return int(np.count_nonzero(grey[mask] > level))
+
+
+__all__ = [
+    "PSNR_CAP", "blink_runs", "brighter_than", "chroma", "closeup", "eye_aspect_ratio", "eye_region", "eyes_mask",
+    "gallery_portraits", "greyscale", "iris_disc", "laplacian_variance", "max_chroma", "mouth_region",
+    "person_region", "psnr", "run_durations_ms", "sclera_level", "segment_person", "sharpness_ratio",
+    "teeth_mask", "worst_and_median",
+]
