@@ -192,3 +192,26 @@ def test_gallery_portraits_and_the_person_mask_of_the_example():
                                    face_landmarks(portraits["example"]).landmarks)
     assert 0.4 < person.mean() < 0.9 and person[300, 256] and not person[5, 5]  # the flag corner is background
     assert realism.teeth_mask(portraits["closeup"], face).sum() > 2000  # she smiles with her teeth
+
+
+def test_score_frame_of_the_photo_itself_and_of_a_frame_with_a_moved_background():
+    from pathlib import Path
+
+    from genhuman.face import face_landmarks
+
+    photo = realism.gallery_portraits(Path(__file__).resolve().parents[2] / "examples" / "astronaut.png")["example"]
+    face = face_landmarks(photo).landmarks
+    ref = realism.reference_of(photo, face, realism.segment_person(photo))
+    same = realism.score_frame(ref, photo, face)
+    assert (same.background_psnr, same.sharpness, same.teeth_psnr) == (realism.PSNR_CAP, 1.0, realism.PSNR_CAP)
+    assert same.eye_ratio == ref.open_ratio and same.mouth_chroma <= ref.photo_chroma
+    assert 0.3 < same.above_sclera < 0.7 and same.above_sclera_top < 0.02  # half the sclera is above its median
+    moved = photo.copy()
+    moved[ref.background] = np.roll(photo, 3, axis=1)[ref.background]
+    scores = realism.score_frame(ref, moved, face)
+    expected = realism.psnr(np.roll(photo, 3, axis=1), photo, ref.background)
+    assert scores.background_psnr == pytest.approx(expected) and scores.background_psnr < 30
+    assert scores.teeth_psnr == realism.PSNR_CAP and scores.sharpness == 1.0  # the person did not move
+    assert math.isnan(realism.score_frame(ref, photo, None).teeth_psnr)  # no face in the frame: no alignment
+    skin = realism.lid_skin(face, photo.shape)
+    assert skin.any() and not (skin & ref.eyes).any()

@@ -14,6 +14,7 @@ and :func:`gallery_portraits` (the three test portraits, found with the face mes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -172,11 +173,11 @@ def max_chroma(image: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
 
 def eye_aspect_ratio(landmarks: np.ndarray) -> float:
     """Lid gap / eye width, averaged over both eyes (about 0.3 open, near 0 closed)."""
-    ratios = []
+    ratios: list[float] = []
     for lids, corners in ((idx.RIGHT_EYE_LIDS, idx.RIGHT_EYE_CORNERS), (idx.LEFT_EYE_LIDS, idx.LEFT_EYE_CORNERS)):
         gap = np.linalg.norm(landmarks[lids[0]] - landmarks[lids[1]])
         width = np.linalg.norm(landmarks[corners[0]] - landmarks[corners[1]])
-        ratios.append(gap / width if width > 0 else np.nan)
+        ratios.append(float(gap / width) if width > 0 else float("nan"))
     return float(np.mean(ratios))
 
 
@@ -212,11 +213,24 @@ def eyes_mask(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
             | polygon_mask(landmarks[list(idx.LEFT_EYE)], shape))
 
 
-def sclera_level(photo: np.ndarray, landmarks: np.ndarray) -> float:
-    """Median grey level of the photo's sclera: inside the eye contours, outside the iris."""
+def sclera_level(photo: np.ndarray, landmarks: np.ndarray, percentile: float = 50.0) -> float:
+    """A percentile of the grey levels of the photo's sclera: inside the eye contours, outside
+    the iris (50: its typical level; 99: its brightest, short of a few glints)."""
     region = eyes_mask(landmarks, photo.shape) & ~iris_disc(landmarks, photo.shape)
     grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-    return float(np.median(grey[region])) if region.any() else float("nan")
+    return float(np.percentile(grey[region], percentile)) if region.any() else float("nan")
+
+
+def lid_skin(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The skin above each eye, inside :func:`eye_region`: what a closed lid is made of."""
+    eyes = eyes_mask(landmarks, shape)
+    region = eye_region(landmarks, shape) & ~(cv2.dilate(eyes.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    top = np.zeros(shape[:2], bool)
+    for contour in (idx.RIGHT_EYE, idx.LEFT_EYE):
+        points = landmarks[list(contour)]
+        x0, x1 = points[:, 0].min(), points[:, 0].max()
+        top[:int(points[:, 1].mean()), max(0, int(x0)):int(x1) + 1] = True
+    return region & top
 
 
 def brighter_than(image: np.ndarray, mask: np.ndarray, level: float) -> int:
@@ -225,9 +239,74 @@ def brighter_than(image: np.ndarray, mask: np.ndarray, level: float) -> int:
     return int(np.count_nonzero(grey[mask] > level))
 
 
+# --- one portrait, frame after frame -----------------------------------------------------------
+
+@dataclass
+class Reference:
+    """What the frames of one portrait are compared with (all masks in the photo's pixels)."""
+
+    photo: np.ndarray
+    landmarks: np.ndarray
+    background: np.ndarray  # outside the dilated person
+    eyes_box: np.ndarray  # eye_region: sharpness
+    eyes: np.ndarray  # inside the eye contours: blink brightness
+    teeth: np.ndarray
+    mouth: np.ndarray
+    sclera: float  # median grey level
+    sclera_top: float  # 99th percentile
+    open_ratio: float  # eye-aspect ratio of the photo
+    photo_chroma: float  # the photo's own largest chroma, anywhere
+
+
+def reference_of(photo: np.ndarray, landmarks: np.ndarray, segmentation: np.ndarray) -> Reference:
+    shape = photo.shape
+    return Reference(
+        photo=photo, landmarks=landmarks, background=~person_region(segmentation, landmarks),
+        eyes_box=eye_region(landmarks, shape), eyes=eyes_mask(landmarks, shape),
+        teeth=teeth_mask(photo, landmarks), mouth=mouth_region(landmarks, shape),
+        sclera=sclera_level(photo, landmarks), sclera_top=sclera_level(photo, landmarks, 99.0),
+        open_ratio=eye_aspect_ratio(landmarks), photo_chroma=max_chroma(photo))
+
+
+def aligned_to_photo(frame: np.ndarray, frame_landmarks: np.ndarray, ref: Reference) -> np.ndarray:
+    """The frame moved onto the photo by the similarity transform of the head's stable points
+    (head motion undone), for comparing parts of the face that moved with the head."""
+    stable = list(idx.STABLE)
+    matrix, _ = cv2.estimateAffinePartial2D(frame_landmarks[stable], ref.landmarks[stable], method=cv2.LMEDS)
+    if matrix is None:
+        return frame
+    height, width = ref.photo.shape[:2]
+    return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass
+class FrameScores:
+    background_psnr: float
+    sharpness: float
+    teeth_psnr: float  # NaN without teeth in the photo or without a face in the frame
+    mouth_chroma: float
+    eye_ratio: float  # NaN without a face
+    above_sclera: float  # share of the eye-contour pixels brighter than the sclera's median
+    above_sclera_top: float  # ... than its 99th percentile
+
+
+def score_frame(ref: Reference, frame: np.ndarray, frame_landmarks: Optional[np.ndarray]) -> FrameScores:
+    """Every per-frame measure of one frame; ``frame_landmarks`` from the face mesh on it."""
+    teeth = float("nan")
+    if frame_landmarks is not None and ref.teeth.any():
+        teeth = psnr(aligned_to_photo(frame, frame_landmarks, ref), ref.photo, ref.teeth)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[ref.eyes]
+    return FrameScores(
+        background_psnr=psnr(frame, ref.photo, ref.background) if ref.background.any() else float("nan"),
+        sharpness=sharpness_ratio(frame, ref.photo, ref.eyes_box),
+        teeth_psnr=teeth, mouth_chroma=max_chroma(frame, ref.mouth),
+        eye_ratio=eye_aspect_ratio(frame_landmarks) if frame_landmarks is not None else float("nan"),
+        above_sclera=float(np.mean(grey > ref.sclera)), above_sclera_top=float(np.mean(grey > ref.sclera_top)))
+
+
 __all__ = [
-    "PSNR_CAP", "blink_runs", "brighter_than", "chroma", "closeup", "eye_aspect_ratio", "eye_region", "eyes_mask",
-    "gallery_portraits", "greyscale", "iris_disc", "laplacian_variance", "max_chroma", "mouth_region",
-    "person_region", "psnr", "run_durations_ms", "sclera_level", "segment_person", "sharpness_ratio",
-    "teeth_mask", "worst_and_median",
+    "FrameScores", "PSNR_CAP", "Reference", "aligned_to_photo", "blink_runs", "brighter_than", "chroma", "closeup",
+    "eye_aspect_ratio", "eye_region", "eyes_mask", "gallery_portraits", "greyscale", "iris_disc", "laplacian_variance",
+    "lid_skin", "max_chroma", "mouth_region", "person_region", "psnr", "reference_of", "run_durations_ms",
+    "score_frame", "sclera_level", "segment_person", "sharpness_ratio", "teeth_mask", "worst_and_median",
 ]
