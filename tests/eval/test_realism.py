@@ -215,3 +215,16 @@ def test_score_frame_of_the_photo_itself_and_of_a_frame_with_a_moved_background(
     assert math.isnan(realism.score_frame(ref, photo, None).teeth_psnr)  # no face in the frame: no alignment
     skin = realism.lid_skin(face, photo.shape)
     assert skin.any() and not (skin & ref.eyes).any()
+
+
+def test_sharpness_of_an_enlarged_photo_is_measured_at_the_eye_width_it_was_taken_at():
+    photo = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    mask = np.zeros((40, 40), bool)
+    mask[8:32, 8:32] = True
+    big = np.repeat(np.repeat(photo, 4, axis=0), 4, axis=1)  # every pixel a 4x4 block
+    big_mask = np.repeat(np.repeat(mask, 4, axis=0), 4, axis=1)
+    assert realism.laplacian_variance(big, big_mask, 0.25) == pytest.approx(realism.laplacian_variance(photo, mask))
+    assert realism.laplacian_variance(big, big_mask) < 0.3 * realism.laplacian_variance(photo, mask)
+    lm = landmarks_at((0, 0))
+    lm[idx.RIGHT_EYE_CORNERS[0]], lm[idx.RIGHT_EYE_CORNERS[1]] = (0, 0), (128, 0)
+    assert realism.sharpness_scale(lm) == 0.25 and realism.sharpness_scale(lm, eye_width=200.0) == 1.0

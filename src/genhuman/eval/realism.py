@@ -28,12 +28,13 @@ PSNR_CAP = 100.0  # dB for identical pixels (genhuman.eval.identity.psnr)
 CLOSEUP_SIZE = 1024
 CLOSEUP_MARGIN = 0.15  # of the face box's larger side, on each side: a tight crop
 PERSON_THRESHOLD = 0.5  # selfie-segmentation confidence above which a pixel is the person
-PERSON_DILATE = 0.15  # face heights: the head moves a few percent of one; hair blurs the edge
+PERSON_DILATE = 0.06  # face heights: the segmentation's soft edge (hair) and the head's own few-% motion
 EYE_MARGIN = 0.35  # eye widths around each eye contour: lids, lashes, the crease
 TEETH_MIN_VALUE = 140  # HSV value (0..255): teeth are bright...
 TEETH_MAX_SATURATION = 90  # ... and nearly colourless (lips and gums are saturated)
 BLINK_CLOSED = 0.8  # a frame's eyes are closing when their aspect ratio is below this x the open one
 OPEN_EYES = 0.9  # ... and open (a rest frame) above this x the open one
+SHARPNESS_EYE_WIDTH = 32.0  # px: sharpness is measured with the eye at most this wide
 
 
 # --- the test portraits ----------------------------------------------------------------------
@@ -117,17 +118,29 @@ def eye_region(landmarks: np.ndarray, shape: tuple[int, ...], margin: float = EY
     return mask
 
 
-def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian of the grey picture over ``mask``."""
+def laplacian_variance(image: np.ndarray, mask: np.ndarray, scale: float = 1.0) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey picture over ``mask``, the picture
+    first reduced by ``scale`` (< 1: area averaging) when given."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    if scale < 1.0:
+        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     laplacian = cv2.Laplacian(grey.astype(np.float64), cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT)
     return float(np.var(laplacian[mask]))
 
 
-def sharpness_ratio(frame: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
+def sharpness_scale(landmarks: np.ndarray, eye_width: float = SHARPNESS_EYE_WIDTH) -> float:
+    """The reduction that brings the eye to at most ``eye_width`` px: an enlarged photo is smooth
+    at its own pixel scale, where the encoder's noise would be all the Laplacian sees."""
+    width = float(np.linalg.norm(landmarks[idx.RIGHT_EYE_CORNERS[0]] - landmarks[idx.RIGHT_EYE_CORNERS[1]]))
+    return min(1.0, eye_width / width) if width > 0 else 1.0
+
+
+def sharpness_ratio(frame: np.ndarray, photo: np.ndarray, mask: np.ndarray, scale: float = 1.0) -> float:
     """Laplacian variance of ``frame`` / that of ``photo`` on the same region: 1 = as sharp."""
-    reference = laplacian_variance(photo, mask)
-    return laplacian_variance(frame, mask) / reference if reference > 0 else float("nan")
+    reference = laplacian_variance(photo, mask, scale)
+    return laplacian_variance(frame, mask, scale) / reference if reference > 0 else float("nan")
 
 
 # --- mouth -----------------------------------------------------------------------------------
@@ -165,8 +178,13 @@ def chroma(image: np.ndarray) -> np.ndarray:
 
 
 def max_chroma(image: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-    values = chroma(image)
-    return float(values.max() if mask is None else values[mask].max(initial=0.0))
+    if mask is None:
+        return float(chroma(image).max())
+    if not mask.any():
+        return 0.0
+    ys, xs = np.nonzero(mask)  # only the mask's bounding box is converted
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    return float(chroma(image[box])[mask[box]].max())
 
 
 # --- eyes ------------------------------------------------------------------------------------
@@ -256,6 +274,7 @@ class Reference:
     sclera_top: float  # 99th percentile
     open_ratio: float  # eye-aspect ratio of the photo
     photo_chroma: float  # the photo's own largest chroma, anywhere
+    scale: float  # sharpness_scale
 
 
 def reference_of(photo: np.ndarray, landmarks: np.ndarray, segmentation: np.ndarray) -> Reference:
@@ -265,7 +284,7 @@ def reference_of(photo: np.ndarray, landmarks: np.ndarray, segmentation: np.ndar
         eyes_box=eye_region(landmarks, shape), eyes=eyes_mask(landmarks, shape),
         teeth=teeth_mask(photo, landmarks), mouth=mouth_region(landmarks, shape),
         sclera=sclera_level(photo, landmarks), sclera_top=sclera_level(photo, landmarks, 99.0),
-        open_ratio=eye_aspect_ratio(landmarks), photo_chroma=max_chroma(photo))
+        open_ratio=eye_aspect_ratio(landmarks), photo_chroma=max_chroma(photo), scale=sharpness_scale(landmarks))
 
 
 def aligned_to_photo(frame: np.ndarray, frame_landmarks: np.ndarray, ref: Reference) -> np.ndarray:
@@ -298,7 +317,7 @@ def score_frame(ref: Reference, frame: np.ndarray, frame_landmarks: Optional[np.
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[ref.eyes]
     return FrameScores(
         background_psnr=psnr(frame, ref.photo, ref.background) if ref.background.any() else float("nan"),
-        sharpness=sharpness_ratio(frame, ref.photo, ref.eyes_box),
+        sharpness=sharpness_ratio(frame, ref.photo, ref.eyes_box, ref.scale),
         teeth_psnr=teeth, mouth_chroma=max_chroma(frame, ref.mouth),
         eye_ratio=eye_aspect_ratio(frame_landmarks) if frame_landmarks is not None else float("nan"),
         above_sclera=float(np.mean(grey > ref.sclera)), above_sclera_top=float(np.mean(grey > ref.sclera_top)))
@@ -308,5 +327,6 @@ __all__ = [
     "FrameScores", "PSNR_CAP", "Reference", "aligned_to_photo", "blink_runs", "brighter_than", "chroma", "closeup",
     "eye_aspect_ratio", "eye_region", "eyes_mask", "gallery_portraits", "greyscale", "iris_disc", "laplacian_variance",
     "lid_skin", "max_chroma", "mouth_region", "person_region", "psnr", "reference_of", "run_durations_ms",
-    "score_frame", "sclera_level", "segment_person", "sharpness_ratio", "teeth_mask", "worst_and_median",
+    "score_frame", "sclera_level", "segment_person", "sharpness_ratio", "sharpness_scale", "teeth_mask",
+    "worst_and_median",
 ]
