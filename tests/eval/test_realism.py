@@ -150,6 +150,9 @@ def test_eye_aspect_ratio_and_blink_runs_in_milliseconds():
     assert runs == [(2, 5), (8, 9)]
     assert realism.run_durations_ms(runs, 25) == [120.0, 40.0]
     assert realism.blink_runs(np.array([0.1, 0.1]), 0.3) == [(0, 2)]
+    weights = np.array([0.0, 0.02, 0.7, 0.97, 0.5, 0.05, 0.0, 0.6])
+    assert realism.weight_runs(weights, 0.0) == [(1, 6), (7, 8)]
+    assert realism.weight_runs(weights, 0.5) == [(2, 5), (7, 8)]
 
 
 def test_sclera_level_ignores_the_iris_and_bright_pixels_are_counted():

@@ -203,8 +203,19 @@ def blink_runs(ratios: np.ndarray, open_ratio: float, closed: float = BLINK_CLOS
     """(first, last + 1) frame of each run where the eye-aspect ratio is below ``closed`` x
     ``open_ratio`` (frames without a face, NaN, count as open)."""
     shut = np.nan_to_num(np.asarray(ratios, np.float64), nan=np.inf) < closed * open_ratio
+    return true_runs(shut)
+
+
+def weight_runs(weights: np.ndarray, at_least: float) -> list[tuple[int, int]]:
+    """(first, last + 1) frame of each run where a blink weight (0 open .. 1 closed, e.g. the
+    engine's motion track) is at least ``at_least``; ``at_least`` 0 or less: above 0."""
+    values = np.asarray(weights, np.float64)
+    return true_runs(values > 0 if at_least <= 0 else values >= at_least)
+
+
+def true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
     runs, start = [], None
-    for k, value in enumerate(np.append(shut, False)):
+    for k, value in enumerate(np.append(np.asarray(flags, bool), False)):
         if value and start is None:
             start = k
         elif not value and start is not None:
@@ -328,5 +339,5 @@ __all__ = [
     "eye_aspect_ratio", "eye_region", "eyes_mask", "gallery_portraits", "greyscale", "iris_disc", "laplacian_variance",
     "lid_skin", "max_chroma", "mouth_region", "person_region", "psnr", "reference_of", "run_durations_ms",
     "score_frame", "sclera_level", "segment_person", "sharpness_ratio", "sharpness_scale", "teeth_mask",
-    "worst_and_median",
+    "true_runs", "weight_runs", "worst_and_median",
 ]
