@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_lite.py            # speed + quality, writes results
     .venv/bin/python benchmarks/bench_lite.py --no-quality
+    .venv/bin/python benchmarks/bench_lite.py --realism --label before   # issue 10's table only
 
 Speed: the render loop at 512x512 (the example portrait) with a real mouth track,
 excluding model load (face mesh, speech analysis) and excluding encoding; then the same
@@ -13,6 +14,12 @@ second sample: the astronaut mirrored, cropped off-centre and enlarged to 480x64
 different framing and face scale: the face is ~2.3x larger than in the demo), speaking
 a different sentence synthesized with the bundled Piper voice, animated WITHOUT a
 transcript (phone recognition instead of alignment).
+
+Realism (``--realism``, issue 10): the three test portraits of ``genhuman.eval.realism``
+(the example, a 1024 px close-up, greyscale) speak ``examples/speech.wav`` through the
+engine's ``stream`` (frames as arrays, before encoding) and through ``VideoWriter`` + decoding
+(the MP4); every frame is scored by ``realism.score_frame``. Writes
+benchmarks/results/lite_realism_LABEL.md and .json.
 """
 
 from __future__ import annotations
@@ -31,9 +38,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from genhuman.engines.base import AnimateRequest
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 RESULTS = ROOT / "benchmarks" / "results" / "lite.md"
+REALISM_FPS = 25
+STILL_FRAMES = 50  # the reference: the photo written this many times by the same writer
 GENHUMAN = [sys.executable, "-m", "genhuman"]
 SECOND_TEXT = ("The weather on the station is calm today. We checked the solar panels, "
                "then we had lunch together. Tomorrow we will repeat the experiment.")
@@ -136,12 +147,199 @@ def quality_rows(name: str, q: dict) -> list[str]:
             f"{ident['mean_psnr_with_eyes']:.2f} / {ident['min_psnr_with_eyes']:.2f} |"]
 
 
+def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path) -> dict:
+    """Issue 10's figures for one portrait: per-frame scores before and after encoding, summarised."""
+    from genhuman.engines.lite.engine import LiteEngine
+    from genhuman.engines.lite.motion import MotionStream
+    from genhuman.engines.output import audio_chunks
+    from genhuman.eval import realism
+    from genhuman.eval.lipsync import silence_mask
+    from genhuman.eval.tracks import loudness_track
+    from genhuman.face import FaceTracker
+    from genhuman.media import VideoWriter, iter_video_frames
+    from genhuman.speech.track import plan_phones
+
+    engine = LiteEngine()
+    request = engine.validate(AnimateRequest(text=text))
+    avatar = engine.prepare_avatar(photo)
+    face = np.asarray(avatar.arrays["landmarks"])
+    ref = realism.reference_of(photo, face, realism.segment_person(photo))
+    plan = plan_phones(wave, text)
+    video, still = folder / "talk.mp4", folder / "still.mp4"
+    rendered, landmarks = [], []
+    render_s = 0.0
+    with VideoWriter(video, REALISM_FPS, audio=wave) as writer, FaceTracker() as tracker:
+        frames = engine.stream(avatar, audio_chunks(wave, 1.0), request, phones=plan)
+        while True:
+            started = time.perf_counter()
+            frame = next(frames, None)
+            render_s += time.perf_counter() - started
+            if frame is None:
+                break
+            writer.write(frame.image)
+            found = tracker.track(frame.image)
+            landmarks.append(None if found is None else found.landmarks)
+            rendered.append(realism.score_frame(ref, frame.image, landmarks[-1]))
+    encoded = [realism.score_frame(ref, image, landmarks[k] if k < len(landmarks) else None)
+               for k, image in enumerate(iter_video_frames(video))]
+    with VideoWriter(still, REALISM_FPS, audio=None) as writer:
+        for _ in range(STILL_FRAMES):
+            writer.write(photo)
+    stills = [realism.score_frame(ref, image, None) for image in iter_video_frames(still)]
+
+    n = len(rendered)
+    ratios = np.array([s.eye_ratio for s in rendered])
+    open_ratio = float(np.nanmedian(ratios))
+    silent, _ = silence_mask(loudness_track(wave, REALISM_FPS, n), REALISM_FPS)
+    rest = silent & (np.nan_to_num(ratios, nan=0.0) >= realism.OPEN_EYES * open_ratio)
+    # The blinks the engine plays (its motion stream replayed: blinks depend on time and seed only).
+    motion = MotionStream(REALISM_FPS, request.seed or 0)
+    weights = np.array([motion.next(0.0).blink for _ in range(n)])
+    spans, halves = realism.weight_runs(weights, 0.0), realism.weight_runs(weights, 0.5)
+    seen = realism.blink_runs(ratios, open_ratio)  # what the face mesh sees on the frames
+    deepest = [start + int(np.argmax(weights[start:stop])) for start, stop in spans]
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[realism.lid_skin(face, photo.shape)]
+
+    def pick(scores: list, field: str, where: np.ndarray | None = None) -> list[float]:
+        values = [getattr(s, field) for k, s in enumerate(scores) if where is None or (k < len(where) and where[k])]
+        return [v for v in values if np.isfinite(v)]
+
+    def stats(values: list[float]) -> dict:
+        worst, median = realism.worst_and_median(values)
+        return {"worst": worst, "median": median, "frames": len(values)}
+
+    return {
+        "size": f"{photo.shape[1]}x{photo.shape[0]}", "frames": n, "rest_frames": int(rest.sum()),
+        "background_px": int(ref.background.sum()),
+        "background_rendered": stats(pick(rendered, "background_psnr")),
+        "background_mp4": stats(pick(encoded, "background_psnr")),
+        "background_still_mp4": stats(pick(stills, "background_psnr")),
+        "sharpness_rendered_rest": stats(pick(rendered, "sharpness", rest)),
+        "sharpness_mp4_rest": stats(pick(encoded, "sharpness", rest)),
+        "sharpness_still_mp4": stats(pick(stills, "sharpness")),
+        "sharpness_first_frame": rendered[0].sharpness,
+        "teeth_px": int(ref.teeth.sum()),
+        "teeth_rendered_rest": stats(pick(rendered, "teeth_psnr", rest)),
+        "teeth_mp4_rest": stats(pick(encoded, "teeth_psnr", rest)),
+        "mouth_chroma_max": float(max(s.mouth_chroma for s in rendered)),
+        "photo_chroma_max": ref.photo_chroma,
+        "blinks_ms": realism.run_durations_ms(spans, REALISM_FPS),
+        "blinks_half_closed_ms": realism.run_durations_ms(halves, REALISM_FPS),
+        "blinks_seen_ms": realism.run_durations_ms(seen, REALISM_FPS),
+        "blink_frames": [list(r) for r in spans], "blink_weights": [float(w) for w in weights if w > 0],
+        "blink_deepest_ratio": [float(ratios[k] / open_ratio) for k in deepest],
+        "open_eye_ratio": open_ratio, "photo_eye_ratio": ref.open_ratio,
+        "sclera_median": ref.sclera, "sclera_p99": ref.sclera_top,
+        "blink_above_sclera": [rendered[k].above_sclera for k in deepest],
+        "blink_above_sclera_p99": [rendered[k].above_sclera_top for k in deepest],
+        "lid_skin_above_sclera": float(np.mean(grey > ref.sclera)) if grey.size else float("nan"),
+        "lid_skin_above_sclera_p99": float(np.mean(grey > ref.sclera_top)) if grey.size else float("nan"),
+        "stream_fps": n / render_s if render_s > 0 else float("nan"),
+    }
+
+
+def _fmt(stat: dict, digits: int = 1) -> str:
+    if not stat["frames"]:
+        return "n/a"
+    return f"{stat['worst']:.{digits}f} / {stat['median']:.{digits}f}"
+
+
+def realism_table(results: dict[str, dict], render_fps: float) -> list[str]:
+    names = list(results)
+    rows = [("background PSNR outside the person, rendered frames: worst / median (dB)", "background_rendered", 1,
+             ">= 45"),
+            ("background PSNR, through the MP4: worst / median (dB)", "background_mp4", 1,
+             "within 1 dB of the still"),
+            ("background PSNR, the still photo written by VideoWriter: worst / median (dB)",
+             "background_still_mp4", 1, "(reference)"),
+            ("eye sharpness frame / photo at rest, rendered: worst / median", "sharpness_rendered_rest", 3,
+             ">= 0.95"),
+            ("eye sharpness at rest, through the MP4: worst / median", "sharpness_mp4_rest", 3, ">= 0.9"),
+            ("eye sharpness, the still photo through the MP4: worst / median", "sharpness_still_mp4", 3,
+             "(reference)"),
+            ("teeth PSNR at rest, rendered: worst / median (dB)", "teeth_rendered_rest", 1, ">= 35 (close-up)"),
+            ("teeth PSNR at rest, through the MP4: worst / median (dB)", "teeth_mp4_rest", 1, "")]
+    lines = ["| figure | " + " | ".join(names) + " | target |", "|---|" + "---|" * len(names) + "---|"]
+    for label, key, digits, target in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(results[n][key], digits) for n in names) + f" | {target} |")
+
+    def row(label: str, cells: list[str], target: str) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+
+    row("eye sharpness, first frame, rendered", [f"{results[n]['sharpness_first_frame']:.3f}" for n in names], "")
+    row("max chroma in the mouth region (all frames, rendered) / the photo's max chroma",
+        [f"{results[n]['mouth_chroma_max']:.1f} / {results[n]['photo_chroma_max']:.1f}" for n in names],
+        "<= the photo's (grey)")
+    def ms(values: list[float]) -> str:
+        return ", ".join(f"{v:.0f}" for v in values) or "none"
+
+    row("blink durations (ms): frames with any lid weight / with the lid half closed or more (motion track)",
+        [f"{ms(results[n]['blinks_ms'])} / {ms(results[n]['blinks_half_closed_ms'])}" for n in names], "150-250")
+    row("blinks the face mesh sees on the frames (eye-aspect ratio < 0.8 x open, ms); deepest ratio / open",
+        [f"{ms(results[n]['blinks_seen_ms'])}; " + ", ".join(f"{v:.2f}" for v in results[n]["blink_deepest_ratio"])
+         for n in names], "")
+    row("deepest blink frames: share of the eye pixels above the sclera median / above its 99th pct",
+        [", ".join(f"{a:.1%}/{b:.1%}" for a, b in zip(results[n]["blink_above_sclera"],
+                                                      results[n]["blink_above_sclera_p99"])) or "n/a"
+         for n in names], "0 above the sclera")
+    row("the photo's lid skin above the sclera median / 99th pct (what a skin lid gives)",
+        [f"{results[n]['lid_skin_above_sclera']:.1%}/{results[n]['lid_skin_above_sclera_p99']:.1%}" for n in names],
+        "(reference)")
+    row("stream (mouth tracking + render), frames/s", [f"{results[n]['stream_fps']:.0f}" for n in names], "")
+    row("render loop 512x512, encoding excluded, frames/s", [f"{render_fps:.0f}", "", ""], ">= 150")
+    row("frames (rest frames: silence >= 240 ms, eyes open) / size",
+        [f"{results[n]['frames']} ({results[n]['rest_frames']}) / {results[n]['size']}" for n in names], "")
+    row("background pixels / photo's teeth pixels",
+        [f"{results[n]['background_px']} / {results[n]['teeth_px']}" for n in names], "")
+    return lines
+
+
+def realism(label: str, frames: int, write: bool) -> None:
+    from genhuman.eval.realism import gallery_portraits
+    from genhuman.media import load_audio
+
+    wave = load_audio(EXAMPLES / "speech.wav")
+    text = (EXAMPLES / "speech.txt").read_text()
+    speed = render_speed(frames)
+    print(f"render loop {speed['size']}: {speed['render_fps']:.1f} frames/s", flush=True)
+    results = {}
+    for name, photo in gallery_portraits(EXAMPLES / "astronaut.png").items():
+        with tempfile.TemporaryDirectory() as tmp:
+            results[name] = realism_scores(photo, wave, text, Path(tmp))
+        print(name, json.dumps({k: v for k, v in results[name].items() if not isinstance(v, dict)}), flush=True)
+    table = realism_table(results, speed["render_fps"])
+    print("\n".join(table))
+    if not write:
+        return
+    stem = ROOT / "benchmarks" / "results" / f"lite_realism_{label}"
+    text_out = [
+        f"# Lite engine realism ({label})", "",
+        f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
+        f"machine: {machine()}  ", f"versions: {versions()}  ",
+        f"command: `.venv/bin/python benchmarks/bench_lite.py --realism --label {label}`", "",
+        "Portraits (`genhuman.eval.realism.gallery_portraits`): example = examples/astronaut.png; closeup = "
+        "a tight crop around the face mesh scaled to 1024 px; grey = the example in grey (3 channels). "
+        "Speech: examples/speech.wav with its transcript, streamed through `LiteEngine.stream`, 25 fps, seed 0.",
+        "", *table, "",
+    ]
+    stem.with_suffix(".md").write_text("\n".join(text_out))
+    payload = {"label": label, "render_fps_512": speed["render_fps"], "portraits": results}
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"wrote {stem.relative_to(ROOT)}.md/.json")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=500, help="frames in the speed loops")
     parser.add_argument("--no-quality", action="store_true", help="speed only")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/lite.md")
+    parser.add_argument("--realism", action="store_true", help="issue 10's realism table only")
+    parser.add_argument("--label", default="before", help="results name for --realism (before, after)")
     args = parser.parse_args()
+    if args.realism:
+        print(f"machine: {machine()}\nversions: {versions()}", flush=True)
+        realism(args.label, args.frames, not args.no_write)
+        return
 
     lines = [f"machine: {machine()}", f"versions: {versions()}"]
     print("\n".join(lines), flush=True)
