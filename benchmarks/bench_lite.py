@@ -70,7 +70,7 @@ def versions() -> str:
             f"mediapipe {mediapipe.__version__}")
 
 
-def render_speed(frames: int) -> dict[str, float]:
+def render_speed(frames: int) -> dict:
     from genhuman.engines.lite.engine import frame_weights
     from genhuman.engines.lite.motion import blink_weights, head_motion
     from genhuman.engines.lite.render import Renderer
@@ -347,8 +347,8 @@ def main() -> None:
     print(f"render loop {speed['size']}: {speed['render_fps']:.1f} frames/s "
           f"(with encoding: {speed['render_encode_fps']:.1f} frames/s; setup {speed['setup_ms']:.0f} ms)",
           flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         demo = ROOT / "out" / "demo.mp4"
         wall, said = demo_wall_time(demo)
         print(f"demo wall time: {wall:.1f} s ({said})", flush=True)
