@@ -169,6 +169,10 @@ def test_sclera_level_ignores_the_iris_and_bright_pixels_are_counted():
     assert realism.sclera_level(photo, lm) == 210.0
     assert realism.brighter_than(photo, eyes, 209.0) == int((eyes & ~realism.iris_disc(lm, photo.shape)).sum())
     assert realism.brighter_than(photo, eyes, 210.0) == 0
+    iris = realism.iris_disc(lm, photo.shape)
+    share = (eyes & iris).sum() / eyes.sum()  # the iris (40) is outside tones 100..200, the sclera (210) too
+    assert realism.off_tones(photo, eyes, 100, 200) == 1.0
+    assert realism.off_tones(photo, eyes, 100, 215) == pytest.approx(share)
 
 
 def test_mouth_region_reaches_below_the_lips():
@@ -209,6 +213,7 @@ def test_score_frame_of_the_photo_itself_and_of_a_frame_with_a_moved_background(
     assert (same.background_psnr, same.sharpness, same.teeth_psnr) == (realism.PSNR_CAP, 1.0, realism.PSNR_CAP)
     assert same.eye_ratio == ref.open_ratio and same.mouth_chroma <= ref.photo_chroma
     assert 0.3 < same.above_sclera < 0.7 and same.above_sclera_top < 0.02  # half the sclera is above its median
+    assert ref.lid_tones[0] < ref.sclera < ref.lid_tones[1] and 0.1 < same.off_lid_tones < 0.9  # iris, pupil
     moved = photo.copy()
     moved[ref.background] = np.roll(photo, 3, axis=1)[ref.background]
     scores = realism.score_frame(ref, moved, face)
@@ -231,3 +236,12 @@ def test_sharpness_of_an_enlarged_photo_is_measured_at_the_eye_width_it_was_take
     lm = landmarks_at((0, 0))
     lm[idx.RIGHT_EYE_CORNERS[0]], lm[idx.RIGHT_EYE_CORNERS[1]] = (0, 0), (128, 0)
     assert realism.sharpness_scale(lm) == 0.25 and realism.sharpness_scale(lm, eye_width=200.0) == 1.0
+
+
+def test_rigidly_moved_applies_the_stable_points_similarity():
+    rng = np.random.default_rng(4)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2.0)
+    lm = np.asarray(rng.uniform(10, 50, (idx.NUM_LANDMARKS, 2)), np.float32)
+    assert (realism.rigidly_moved(photo, lm, lm) == photo).all()  # no motion: the photo itself
+    moved = realism.rigidly_moved(photo, lm, lm + np.float32([3, -2]))  # a whole-pixel shift
+    assert (moved[12:50, 13:51] == photo[14:52, 10:48]).all()

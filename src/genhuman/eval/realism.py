@@ -262,6 +262,13 @@ def lid_skin(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return region & top
 
 
+def off_tones(image: np.ndarray, mask: np.ndarray, low: float, high: float) -> float:
+    """Share of the ``mask`` pixels whose grey level is outside [low, high] (e.g. the photo's lid
+    skin range: in a closed eye, iris or sclera smeared into the lid)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[mask]
+    return float(np.mean((grey < low) | (grey > high))) if grey.size else float("nan")
+
+
 def brighter_than(image: np.ndarray, mask: np.ndarray, level: float) -> int:
     """How many pixels of ``mask`` have a grey level above ``level``."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -286,16 +293,20 @@ class Reference:
     open_ratio: float  # eye-aspect ratio of the photo
     photo_chroma: float  # the photo's own largest chroma, anywhere
     scale: float  # sharpness_scale
+    lid_tones: tuple[float, float]  # 1st and 99th percentile grey level of the photo's lid skin
 
 
 def reference_of(photo: np.ndarray, landmarks: np.ndarray, segmentation: np.ndarray) -> Reference:
     shape = photo.shape
+    skin = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[lid_skin(landmarks, shape)]
+    low, high = (float(v) for v in np.percentile(skin, [1, 99])) if skin.size else (0.0, 255.0)
     return Reference(
         photo=photo, landmarks=landmarks, background=~person_region(segmentation, landmarks),
         eyes_box=eye_region(landmarks, shape), eyes=eyes_mask(landmarks, shape),
         teeth=teeth_mask(photo, landmarks), mouth=mouth_region(landmarks, shape),
         sclera=sclera_level(photo, landmarks), sclera_top=sclera_level(photo, landmarks, 99.0),
-        open_ratio=eye_aspect_ratio(landmarks), photo_chroma=max_chroma(photo), scale=sharpness_scale(landmarks))
+        open_ratio=eye_aspect_ratio(landmarks), photo_chroma=max_chroma(photo), scale=sharpness_scale(landmarks),
+        lid_tones=(low, high))
 
 
 def aligned_to_photo(frame: np.ndarray, frame_landmarks: np.ndarray, ref: Reference) -> np.ndarray:
@@ -309,6 +320,17 @@ def aligned_to_photo(frame: np.ndarray, frame_landmarks: np.ndarray, ref: Refere
     return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def rigidly_moved(photo: np.ndarray, photo_landmarks: np.ndarray, frame_landmarks: np.ndarray) -> np.ndarray:
+    """The photo moved by a frame's head motion and nothing else (one cubic warp by the similarity
+    of the stable points): what a perfect frame would be, to calibrate the measures with."""
+    stable = list(idx.STABLE)
+    matrix, _ = cv2.estimateAffinePartial2D(photo_landmarks[stable], frame_landmarks[stable], method=cv2.LMEDS)
+    if matrix is None:
+        return photo.copy()
+    height, width = photo.shape[:2]
+    return cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
 @dataclass
 class FrameScores:
     background_psnr: float
@@ -318,6 +340,7 @@ class FrameScores:
     eye_ratio: float  # NaN without a face
     above_sclera: float  # share of the eye-contour pixels brighter than the sclera's median
     above_sclera_top: float  # ... than its 99th percentile
+    off_lid_tones: float  # share of the eye-contour pixels outside the lid skin's tones (off_tones)
 
 
 def score_frame(ref: Reference, frame: np.ndarray, frame_landmarks: Optional[np.ndarray]) -> FrameScores:
@@ -331,13 +354,14 @@ def score_frame(ref: Reference, frame: np.ndarray, frame_landmarks: Optional[np.
         sharpness=sharpness_ratio(frame, ref.photo, ref.eyes_box, ref.scale),
         teeth_psnr=teeth, mouth_chroma=max_chroma(frame, ref.mouth),
         eye_ratio=eye_aspect_ratio(frame_landmarks) if frame_landmarks is not None else float("nan"),
-        above_sclera=float(np.mean(grey > ref.sclera)), above_sclera_top=float(np.mean(grey > ref.sclera_top)))
+        above_sclera=float(np.mean(grey > ref.sclera)), above_sclera_top=float(np.mean(grey > ref.sclera_top)),
+        off_lid_tones=off_tones(frame, ref.eyes, *ref.lid_tones))
 
 
 __all__ = [
     "FrameScores", "PSNR_CAP", "Reference", "aligned_to_photo", "blink_runs", "brighter_than", "chroma", "closeup",
     "eye_aspect_ratio", "eye_region", "eyes_mask", "gallery_portraits", "greyscale", "iris_disc", "laplacian_variance",
-    "lid_skin", "max_chroma", "mouth_region", "person_region", "psnr", "reference_of", "run_durations_ms",
-    "score_frame", "sclera_level", "segment_person", "sharpness_ratio", "sharpness_scale", "teeth_mask",
-    "true_runs", "weight_runs", "worst_and_median",
+    "lid_skin", "max_chroma", "mouth_region", "off_tones", "person_region", "psnr", "reference_of", "rigidly_moved",
+    "run_durations_ms", "score_frame", "sclera_level", "segment_person", "sharpness_ratio", "sharpness_scale",
+    "teeth_mask", "true_runs", "weight_runs", "worst_and_median",
 ]
