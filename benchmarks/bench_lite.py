@@ -155,7 +155,7 @@ def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path)
     from genhuman.eval import realism
     from genhuman.eval.lipsync import silence_mask
     from genhuman.eval.tracks import loudness_track
-    from genhuman.face import FaceTracker
+    from genhuman.face import FaceTracker, face_landmarks
     from genhuman.media import VideoWriter, iter_video_frames
     from genhuman.speech.track import plan_phones
 
@@ -192,6 +192,11 @@ def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path)
     open_ratio = float(np.nanmedian(ratios))
     silent, _ = silence_mask(loudness_track(wave, REALISM_FPS, n), REALISM_FPS)
     rest = silent & (np.nan_to_num(ratios, nan=0.0) >= realism.OPEN_EYES * open_ratio)
+    # Calibration: the photo moved by each rest frame's head motion alone (what a perfect frame would score).
+    rigid = []
+    for k in np.nonzero(rest)[0]:
+        moved = realism.rigidly_moved(photo, face, landmarks[k])
+        rigid.append(realism.score_frame(ref, moved, face_landmarks(moved).landmarks))
     # The blinks the engine plays (its motion stream replayed: blinks depend on time and seed only).
     motion = MotionStream(REALISM_FPS, request.seed or 0)
     weights = np.array([motion.next(0.0).blink for _ in range(n)])
@@ -221,6 +226,8 @@ def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path)
         "teeth_px": int(ref.teeth.sum()),
         "teeth_rendered_rest": stats(pick(rendered, "teeth_psnr", rest)),
         "teeth_mp4_rest": stats(pick(encoded, "teeth_psnr", rest)),
+        "teeth_rigid_rest": stats(pick(rigid, "teeth_psnr")),
+        "sharpness_rigid_rest": stats(pick(rigid, "sharpness")),
         "mouth_chroma_max": float(max(s.mouth_chroma for s in rendered)),
         "photo_chroma_max": ref.photo_chroma,
         "blinks_ms": realism.run_durations_ms(spans, REALISM_FPS),
@@ -232,6 +239,8 @@ def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path)
         "sclera_median": ref.sclera, "sclera_p99": ref.sclera_top,
         "blink_above_sclera": [rendered[k].above_sclera for k in deepest],
         "blink_above_sclera_p99": [rendered[k].above_sclera_top for k in deepest],
+        "blink_off_lid_tones": [rendered[k].off_lid_tones for k in deepest],
+        "photo_off_lid_tones": realism.off_tones(photo, ref.eyes, *ref.lid_tones),
         "lid_skin_above_sclera": float(np.mean(grey > ref.sclera)) if grey.size else float("nan"),
         "lid_skin_above_sclera_p99": float(np.mean(grey > ref.sclera_top)) if grey.size else float("nan"),
         "stream_fps": n / render_s if render_s > 0 else float("nan"),
@@ -258,7 +267,10 @@ def realism_table(results: dict[str, dict], render_fps: float) -> list[str]:
             ("eye sharpness, the still photo through the MP4: worst / median", "sharpness_still_mp4", 3,
              "(reference)"),
             ("teeth PSNR at rest, rendered: worst / median (dB)", "teeth_rendered_rest", 1, ">= 35 (close-up)"),
-            ("teeth PSNR at rest, through the MP4: worst / median (dB)", "teeth_mp4_rest", 1, "")]
+            ("teeth PSNR at rest, through the MP4: worst / median (dB)", "teeth_mp4_rest", 1, ""),
+            ("calibration, the photo moved by each rest frame's head motion alone (one cubic warp): teeth PSNR",
+             "teeth_rigid_rest", 1, "(reference)"),
+            ("calibration, the same: eye sharpness", "sharpness_rigid_rest", 3, "(reference)")]
     lines = ["| figure | " + " | ".join(names) + " | target |", "|---|" + "---|" * len(names) + "---|"]
     for label, key, digits, target in rows:
         lines.append(f"| {label} | " + " | ".join(_fmt(results[n][key], digits) for n in names) + f" | {target} |")
@@ -282,6 +294,10 @@ def realism_table(results: dict[str, dict], render_fps: float) -> list[str]:
         [", ".join(f"{a:.1%}/{b:.1%}" for a, b in zip(results[n]["blink_above_sclera"],
                                                       results[n]["blink_above_sclera_p99"])) or "n/a"
          for n in names], "0 above the sclera")
+    row("deepest blink frames: share of the eye pixels outside the photo's lid-skin tones (1st-99th pct); "
+        "the open eye in the photo",
+        [", ".join(f"{v:.1%}" for v in results[n]["blink_off_lid_tones"]) + f"; {results[n]['photo_off_lid_tones']:.1%}"
+         for n in names], "near 0 (only skin and lid tones)")
     row("the photo's lid skin above the sclera median / 99th pct (what a skin lid gives)",
         [f"{results[n]['lid_skin_above_sclera']:.1%}/{results[n]['lid_skin_above_sclera_p99']:.1%}" for n in names],
         "(reference)")

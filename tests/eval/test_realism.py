@@ -245,3 +245,22 @@ def test_rigidly_moved_applies_the_stable_points_similarity():
     assert (realism.rigidly_moved(photo, lm, lm) == photo).all()  # no motion: the photo itself
     moved = realism.rigidly_moved(photo, lm, lm + np.float32([3, -2]))  # a whole-pixel shift
     assert (moved[12:50, 13:51] == photo[14:52, 10:48]).all()
+
+
+def test_teeth_of_the_closeup_moved_rigidly_are_found_kept():
+    from pathlib import Path
+
+    from genhuman.face import face_landmarks
+
+    photo = realism.gallery_portraits(Path(__file__).resolve().parents[2] / "examples" / "astronaut.png")["closeup"]
+    face = face_landmarks(photo).landmarks
+    ref = realism.reference_of(photo, face, np.zeros(photo.shape[:2], np.float32))
+    moved_face = face.copy()
+    moved_face[:, 0] += 2.6  # the head moved right and down by a fraction of a pixel more than whole ones
+    moved_face[:, 1] += 1.4
+    moved = realism.rigidly_moved(photo, face, moved_face)
+    kept = realism.score_frame(ref, moved, face_landmarks(moved).landmarks).teeth_psnr
+    sealed = moved.copy()
+    sealed[ref.teeth] = (150, 60, 70)  # teeth painted over with lip colour
+    lost = realism.score_frame(ref, sealed, face_landmarks(moved).landmarks).teeth_psnr
+    assert kept > 40 and lost < 20

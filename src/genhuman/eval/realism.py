@@ -21,7 +21,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from genhuman.eval.identity import psnr
+from genhuman.eval.identity import psnr, refine_alignment
 from genhuman.face import landmark_indices as idx
 
 PSNR_CAP = 100.0  # dB for identical pixels (genhuman.eval.identity.psnr)
@@ -294,6 +294,8 @@ class Reference:
     photo_chroma: float  # the photo's own largest chroma, anywhere
     scale: float  # sharpness_scale
     lid_tones: tuple[float, float]  # 1st and 99th percentile grey level of the photo's lid skin
+    grey: np.ndarray  # float32 grey photo, for the fine alignment of the mouth
+    lips: np.ndarray  # uint8: the outer lip contour, dilated: where the mouth is aligned finely
 
 
 def reference_of(photo: np.ndarray, landmarks: np.ndarray, segmentation: np.ndarray) -> Reference:
@@ -306,7 +308,9 @@ def reference_of(photo: np.ndarray, landmarks: np.ndarray, segmentation: np.ndar
         teeth=teeth_mask(photo, landmarks), mouth=mouth_region(landmarks, shape),
         sclera=sclera_level(photo, landmarks), sclera_top=sclera_level(photo, landmarks, 99.0),
         open_ratio=eye_aspect_ratio(landmarks), photo_chroma=max_chroma(photo), scale=sharpness_scale(landmarks),
-        lid_tones=(low, high))
+        lid_tones=(low, high), grey=cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32),
+        lips=cv2.dilate(polygon_mask(landmarks[list(idx.LIPS_OUTER)], shape).astype(np.uint8),
+                        np.ones((9, 9), np.uint8)))
 
 
 def aligned_to_photo(frame: np.ndarray, frame_landmarks: np.ndarray, ref: Reference) -> np.ndarray:
@@ -347,7 +351,10 @@ def score_frame(ref: Reference, frame: np.ndarray, frame_landmarks: Optional[np.
     """Every per-frame measure of one frame; ``frame_landmarks`` from the face mesh on it."""
     teeth = float("nan")
     if frame_landmarks is not None and ref.teeth.any():
-        teeth = psnr(aligned_to_photo(frame, frame_landmarks, ref), ref.photo, ref.teeth)
+        # The mesh leaves the teeth a pixel off; ECC on the lips brings them to within a fraction
+        # (the photo moved rigidly scores 53-55 dB on the close-up's teeth, 28-29 on the 512 px example's).
+        aligned = refine_alignment(aligned_to_photo(frame, frame_landmarks, ref), ref.grey, ref.lips)
+        teeth = psnr(aligned, ref.photo, ref.teeth)
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[ref.eyes]
     return FrameScores(
         background_psnr=psnr(frame, ref.photo, ref.background) if ref.background.any() else float("nan"),
