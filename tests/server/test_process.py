@@ -70,7 +70,7 @@ def test_kill_and_restart(tmp_path, start_server, portrait_path, speech_path, sm
     data.mkdir()
     server = start_server("--max-attempts", "2", data_dir=data)
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        long_job = post_job(client, portrait_path, speech_path, max_size="256").json()["id"]
+        long_job = post_job(client, portrait_path, speech_path, max_size="128").json()["id"]
         queued = [post_job(client, small_portrait, short_speech).json()["id"] for _ in range(3)]
         deadline = time.monotonic() + 60
         while (job := client.get(f"/v1/jobs/{long_job}").json())["progress"] <= 0.05:
@@ -153,3 +153,24 @@ def test_delete_that_loses_the_race_to_a_claim_keeps_the_running_job(tmp_path):
     store._session = plain_session
     assert answer is not None and answer.status == RUNNING  # the API turns this into 409
     assert store.get(job_id).status == RUNNING
+
+
+def test_worker_devices_ask_torch_only_when_an_engine_can_use_an_accelerator(monkeypatch):
+    import builtins
+
+    from genhuman.server.worker import default_devices
+
+    real_import = builtins.__import__
+    asked: list[str] = []
+
+    def spy(name, *args, **kwargs):
+        if name == "torch":
+            asked.append(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", spy)
+    assert default_devices(None, accelerators=False) == [None]
+    assert default_devices(3, accelerators=False) == [None, None, None]
+    assert asked == []
+    assert len(default_devices(2)) == 2
+    assert asked and set(asked) == {"torch"}

@@ -35,14 +35,18 @@ MAX_BACKOFF = 60.0  # longest pause between tries while the database refuses
 FINISH_TRIES = 3
 
 
-def default_devices(count: Optional[int]) -> list[Optional[str]]:
-    """One worker per accelerator by default (one on CPU); ``count`` overrides."""
-    try:
-        import torch
+def default_devices(count: Optional[int], accelerators: bool = True) -> list[Optional[str]]:
+    """One worker per accelerator by default (one on CPU); ``count`` overrides.
+    ``accelerators=False`` (no engine on this server uses one: no diffusion weights) skips
+    asking torch, whose import alone costs seconds of start-up."""
+    gpus = 0
+    if accelerators:
+        try:
+            import torch
 
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except ImportError:
-        gpus = 0
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        except ImportError:
+            pass
     if count is None:
         count = max(1, gpus)
     if gpus == 0:
@@ -279,7 +283,7 @@ class WorkerPool:
         self.disk = disk
         self.workers = [Worker(f"worker-{i}", store, storage, device, self.stop_event, weights, avatar_cache, disk,
                                handoff)
-                        for i, device in enumerate(default_devices(count))]
+                        for i, device in enumerate(default_devices(count, accelerators=bool(weights)))]
         self.store = store
 
     def forget_portrait(self, digest: str) -> int:
