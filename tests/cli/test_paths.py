@@ -9,7 +9,7 @@ import pytest
 
 import genhuman.cli.animate
 from genhuman.cli import main
-from genhuman.cli.paths import path_error, shown
+from genhuman.paths import path_error, shown
 
 LONG = "x" * 300
 

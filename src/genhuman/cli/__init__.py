@@ -16,7 +16,7 @@ import sys
 from typing import NoReturn
 
 from genhuman import __version__
-from genhuman.cli.paths import path_error
+from genhuman.paths import path_error
 from genhuman.cli.signals import Terminated, signals_as_interrupts
 from genhuman.cli.stderr import native_stderr_hidden
 from genhuman.errors import GenHumanError

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genhuman.cli.paths import check_output
+from genhuman.paths import check_output
 from genhuman.errors import InputError
 from genhuman.request import AnimateRequest, EngineOptions, Option, option_default, request_options
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genhuman.cli.paths import check_output
+from genhuman.paths import check_output
 from genhuman.errors import InputError
 
 FAMILY_VARIANTS = {"echomimic": ("audio", "acc", "pose", "pose_acc"), "echomimic_v2": ("v2", "v2_acc")}

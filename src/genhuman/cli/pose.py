@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from genhuman.cli.common import int_range
-from genhuman.cli.paths import check_output
+from genhuman.paths import check_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:

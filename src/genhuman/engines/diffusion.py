@@ -336,7 +336,7 @@ class DiffusionEngine:
         from genhuman.media import open_audio
 
         started = time.perf_counter()
-        output = check_output(output)
+        output = check_output(output, image, audio)
         request = self.validate(request)
         wave = np.asarray(audio, np.float32) if isinstance(audio, np.ndarray) else open_audio(audio)
         try:

@@ -20,10 +20,16 @@ from genhuman.media import SAMPLE_RATE, AudioClip, Samples
 from genhuman.progress import CancelFn, ProgressFn, check_cancel, report
 
 
-def check_output(output: Union[str, Path]) -> Path:
+def check_output(output: Union[str, Path], image: object = None, audio: object = None) -> Path:
+    """The output as a Path: an .mp4 name the file system can hold that is not one of the
+    inputs given as paths (arrays and avatars are not files)."""
+    from genhuman.paths import check_output as check_path
+
     output = Path(output)
     if output.suffix.lower() != ".mp4":
         raise InputError(f"output must be an .mp4 file, got {str(output)!r}")
+    check_path(output, {role: Path(source) for role, source in (("input image", image), ("input audio", audio))
+                        if isinstance(source, (str, Path))})
     return output
 
 

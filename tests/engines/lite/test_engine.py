@@ -93,6 +93,18 @@ def test_api_reports_progress_and_can_be_cancelled(short_speech, portrait_path, 
     assert list(tmp_path.glob("c*")) == [] and list(tmp_path.glob(".c*")) == []
 
 
+def test_api_refuses_an_output_that_is_an_input(tmp_path, portrait_path, short_speech):
+    import shutil
+
+    audio = tmp_path / "speech.mp4"  # an earlier output used as the speech input
+    shutil.copy(short_speech, audio)  # a WAV under an .mp4 name: PyAV reads it by content
+    before = audio.read_bytes()
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(InputError, match="is the input audio"):
+        load_engine("lite").animate(portrait_path, audio, tmp_path / "sub" / ".." / "speech.mp4", AnimateRequest())
+    assert audio.read_bytes() == before
+
+
 def test_api_rejects_a_non_mp4_output(portrait_path, short_speech, tmp_path):
     with pytest.raises(InputError, match="mp4"):
         load_engine("lite").animate(portrait_path, short_speech, tmp_path / "x.avi", AnimateRequest())

@@ -150,7 +150,7 @@ class LiteEngine:
         """validate + prepare_avatar (unless given one) + phones on the whole audio + stream + MP4."""
         from genhuman.engines.output import check_output, close_samples, open_samples
 
-        output = check_output(output)
+        output = check_output(output, image, audio)
         request = self.validate(request)
         started = time.perf_counter()
         report(progress, 0.0, "reading inputs")

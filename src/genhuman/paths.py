@@ -1,4 +1,4 @@
-"""Path checks every command that writes a file makes before any work.
+"""Path checks made before any work by every command and engine that writes a file.
 
 An output that is one of the inputs (the same name, a symlink, a hard link, ``./`` or
 ``..`` spellings) would be overwritten by the job reading it, so it is refused; so is a
