@@ -37,6 +37,11 @@ def wait_until(page, expression: str, seconds: float) -> None:
 def test_page_makes_and_plays_a_video(chromium, start_server, portrait_path, speech_path, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from genhuman.media import load_audio, save_wav
+
+    speech = tmp_path / "speech26.wav"  # the example's first 2.6 s: 65 frames (a short job)
+    save_wav(speech, load_audio(speech_path)[:41600])
+
     server = start_server()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
@@ -49,14 +54,14 @@ def test_page_makes_and_plays_a_video(chromium, start_server, portrait_path, spe
         page.wait_for_selector("#engine option", state="attached")
         assert page.locator("#engine").input_value() == "lite"
         page.set_input_files("#image", str(portrait_path))
-        page.set_input_files("#audio", str(speech_path))
+        page.set_input_files("#audio", str(speech))
         page.click("#submit")
         page.wait_for_selector("#video:not([hidden])", timeout=180_000)
         wait_until(page, "document.querySelector('#video').readyState >= 2", 30)
         assert page.locator("#status").inner_text() == "succeeded"
-        assert page.locator("#message").inner_text().startswith("175 frames, 512×512, 7.0 s of video")
+        assert page.locator("#message").inner_text().startswith("65 frames, 512×512, 2.6 s of video")
         duration = page.evaluate("document.querySelector('#video').duration")
-        assert 6.5 < duration < 7.6  # the 7.0 s example speech
+        assert 2.4 < duration < 3.0  # the 2.6 s of speech
         page.evaluate("() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); }")
         wait_until(page, "document.querySelector('#video').currentTime > 0.5", 15)
         page.evaluate("() => { const v = document.querySelector('#video'); v.pause(); v.currentTime = 2.0; }")
