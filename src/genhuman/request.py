@@ -103,6 +103,7 @@ def option(default: Any, kind: type, help: str, **spec: Any) -> Any:
 
 DIFFUSION = frozenset({"echomimic", "echomimic_v2"})
 SCHEDULES = ("official", "streaming")
+LITE = frozenset({"lite"})
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,12 @@ class AnimateRequest:
     schedule: str = option("official", str, "official: whole-video windows, exactly the official numbers; "
                            "streaming: window after window as audio arrives, flat memory",
                            choices=SCHEDULES, engines=DIFFUSION)
+    head_motion: float = option(1.0, float, "head motion amplitude: 0 = still head, 1 = natural, 2 = twice as much",
+                                low=0.0, high=2.0, engines=LITE, metavar="X")
+    blink_rate: Optional[float] = option(None, float, "blinks per minute, 0 = none (default: the natural rate, "
+                                         "about 14 a minute)", low=0.0, high=60.0, engines=LITE, metavar="N")
+    mouth_scale: float = option(1.0, float, "scale of the mouth opening: 0.5 = half as wide open, 1.5 = half as "
+                                "much again", low=0.5, high=1.5, engines=LITE, metavar="X")
     extra: Mapping[str, Any] = field(default_factory=dict)  # engine tuning knobs (Python API only)
     # The engine whose validate() produced this request: validating it again (animate ->
     # prepare_avatar -> stream) neither repeats the warnings nor changes anything.

@@ -113,6 +113,13 @@ def _blank_png() -> bytes:
     return buffer.getvalue()
 
 
+def test_lite_controls_are_form_fields(tmp_path, fake_engine, small_portrait, short_speech):
+    with make_client(tmp_path, workers=False) as client:
+        r = submit(client, small_portrait, short_speech, head_motion="0", blink_rate="30", mouth_scale="1.5")
+        assert r.status_code == 202, r.text
+        assert r.json()["options"] == {"head_motion": 0.0, "blink_rate": 30.0, "mouth_scale": 1.5, "max_size": 1024}
+
+
 @pytest.mark.parametrize("fields, files, status, message", [
     ({}, {}, 400, "send a portrait image in the 'image' field"),
     ({}, {"image": "portrait"}, 400, "send speech in the 'audio' field, or text to speak in the 'text' field"),
@@ -126,6 +133,11 @@ def _blank_png() -> bytes:
     ({"fps": "0"}, {"image": "portrait", "audio": "speech"}, 400, "fps must be between 1 and 60, got 0"),
     ({"fps": "61"}, {"image": "portrait", "audio": "speech"}, 400, "fps must be between 1 and 60, got 61"),
     ({"steps": "0"}, {"image": "portrait", "audio": "speech"}, 400, "steps must be between 1 and 200, got 0"),
+    ({"head_motion": "3"}, {"image": "portrait", "audio": "speech"}, 400,
+     "head motion must be between 0.0 and 2.0, got 3.0"),
+    ({"blink_rate": "-1"}, {"image": "portrait", "audio": "speech"}, 400,
+     "blink rate must be between 0.0 and 60.0, got -1.0"),
+    ({"mouth_scale": "big"}, {"image": "portrait", "audio": "speech"}, 400, "mouth scale must be a number, got 'big'"),
     ({"steps": "-3"}, {"image": "portrait", "audio": "speech"}, 400, "steps must be between 1 and 200, got -3"),
     ({"cfg": "abc"}, {"image": "portrait", "audio": "speech"}, 400, "cfg must be a number, got 'abc'"),
     ({"cfg": "nan"}, {"image": "portrait", "audio": "speech"}, 400, "cfg must be a finite number, got nan"),

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def request_from_args(args: argparse.Namespace) -> tuple[AnimateRequest, EngineOptions]:
     values = {name: getattr(args, name) for name, spec in request_options(AnimateRequest) if spec.cli}
+    # an option left off the command line keeps the model's default (None only where that is the default)
+    values = {name: value for name, value in values.items()
+              if value is not None or option_default(AnimateRequest, name) is None}
     if args.text_file is not None:
         try:
             values["text"] = args.text_file.read_text(encoding="utf-8-sig").strip()

@@ -47,9 +47,12 @@ CLOSED_PRESS = 0.6
 
 
 def mouth_weights(opening: float, width: float, roundness: float, lip_press: float, teeth: float,
-                  motion: FrameMotion) -> FrameWeights:
-    """One frame's renderer weights from its mouth values and its motion."""
+                  motion: FrameMotion, mouth_scale: float = 1.0) -> FrameWeights:
+    """One frame's renderer weights from its mouth values and its motion; ``mouth_scale``
+    multiplies the renderer's opening (capped at fully open)."""
     opening = float(np.clip(opening, 0.0, 1.0)) ** OPENING_GAMMA
+    if mouth_scale != 1.0:  # the default takes exactly the old arithmetic
+        opening = min(opening * mouth_scale, 1.0)
     press = float(np.clip(lip_press, 0.0, 1.0))
     return FrameWeights(
         open=opening,
@@ -76,8 +79,9 @@ def _fps_and_seed(request: AnimateRequest) -> tuple[int, int]:
     return request.fps, request.seed
 
 
-def _frame_weights(mouth: "MouthFrame", motion: FrameMotion) -> FrameWeights:
-    return mouth_weights(mouth.opening, mouth.width, mouth.roundness, mouth.lip_press, mouth.teeth, motion)
+def _frame_weights(mouth: "MouthFrame", motion: FrameMotion, mouth_scale: float = 1.0) -> FrameWeights:
+    return mouth_weights(mouth.opening, mouth.width, mouth.roundness, mouth.lip_press, mouth.teeth, motion,
+                         mouth_scale)
 
 
 class LiteEngine:
@@ -224,7 +228,7 @@ class LiteEngine:
 
         fps, seed = _fps_and_seed(request)
         tracker = MouthTracker(fps, phones)
-        motion = MotionStream(fps, seed)
+        motion = MotionStream(fps, seed, head_scale=request.head_motion, blink_rate=request.blink_rate)
         render_s = 0.0
 
         track_s = 0.0
@@ -234,7 +238,7 @@ class LiteEngine:
             for mouth in mouths:
                 check_cancel(should_cancel)
                 t0 = time.perf_counter()
-                image = renderer.render(_frame_weights(mouth, motion.next(mouth.loudness)))
+                image = renderer.render(_frame_weights(mouth, motion.next(mouth.loudness), request.mouth_scale))
                 render_s += time.perf_counter() - t0
                 if timings is not None:
                     timings["render"] = render_s

@@ -15,6 +15,8 @@ import numpy as np
 
 BLINK_INTERVAL = (2.0, 6.0)  # seconds between blinks
 BLINK_DURATION = (0.15, 0.25)  # seconds, closed-to-open included
+# Blinks per minute the defaults give on average: one blink and one gap per cycle.
+NATURAL_BLINK_RATE = 60.0 / (sum(BLINK_DURATION) / 2 + sum(BLINK_INTERVAL) / 2)  # about 14.3
 HEAD_ROTATION = 1.2  # degrees, typical swing
 HEAD_SHIFT = 0.018  # face heights, typical drift
 NOD = 0.012  # face heights the head dips on loud syllables
@@ -71,6 +73,15 @@ def head_motion(loudness: np.ndarray, fps: float, rng: np.random.Generator) -> H
     return HeadMotion(roll.astype(np.float32), shift_x.astype(np.float32), shift_y.astype(np.float32))
 
 
+def interval_scale(blink_rate: float) -> float:
+    """The factor on BLINK_INTERVAL that makes ``blink_rate`` blinks a minute on average
+    (inf for 0: no blinks). 60 a minute leaves gaps of 0.4-1.2 s."""
+    if blink_rate <= 0.0:
+        return math.inf
+    mean_duration = sum(BLINK_DURATION) / 2
+    return (60.0 / blink_rate - mean_duration) / (sum(BLINK_INTERVAL) / 2)
+
+
 # --- streaming: the same kinds of motion, frame after frame ---------------------------------
 
 NOISE_BLOCK = 256  # normal draws are taken in blocks of this size (the same numbers however frames are asked for)
@@ -122,8 +133,14 @@ class MotionStream:
     a slower running average (0.8 s), "louder than recently".
     """
 
-    def __init__(self, fps: float, seed: int):
+    def __init__(self, fps: float, seed: int, *, head_scale: float = 1.0, blink_rate: Optional[float] = None):
+        """``head_scale`` multiplies roll, shift and nod (0 = still head); ``blink_rate``:
+        blinks per minute on average (0 = none; None = the natural rate, :data:`NATURAL_BLINK_RATE`)."""
         self.fps = float(fps)
+        self.head_scale = float(head_scale)
+        # The gap after a blink is its duration plus a uniform draw over BLINK_INTERVAL times
+        # this factor; the draws themselves are the same whatever the rate (same seed, same rhythm).
+        self._interval_scale = 1.0 if blink_rate is None else interval_scale(blink_rate)
         blink_rng, roll_rng, x_rng, y_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
         self._blink_rng = blink_rng
         self._blinks: list[tuple[float, float]] = []  # (start s, duration s)
@@ -138,10 +155,15 @@ class MotionStream:
         self._k = 0
 
     def _blink(self, t: float) -> float:
+        if self._interval_scale == math.inf:
+            return 0.0
         while self._next_blink <= t:
             duration = float(self._blink_rng.uniform(*BLINK_DURATION))
             self._blinks.append((self._next_blink, duration))
-            self._next_blink += duration + float(self._blink_rng.uniform(*BLINK_INTERVAL))
+            gap = float(self._blink_rng.uniform(*BLINK_INTERVAL))
+            if self._interval_scale != 1.0:  # the default takes exactly the old arithmetic
+                gap *= self._interval_scale
+            self._next_blink += duration + gap
         weight = 0.0
         for start, duration in self._blinks:
             phase = (t - start) / duration
@@ -165,5 +187,7 @@ class MotionStream:
         roll = HEAD_ROTATION * (0.7 * self._roll(k) + 0.6 * emphasis)
         shift_x = HEAD_SHIFT * self._x(k)
         shift_y = HEAD_SHIFT * 0.6 * self._y(k) + NOD * emphasis
+        if self.head_scale != 1.0:  # the default takes exactly the old arithmetic
+            roll, shift_x, shift_y = (self.head_scale * v for v in (roll, shift_x, shift_y))
         return FrameMotion(float(np.float32(self._blink(k / self.fps))), float(np.float32(roll)),
                            float(np.float32(shift_x)), float(np.float32(shift_y)))
