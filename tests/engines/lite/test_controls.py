@@ -128,6 +128,24 @@ def test_the_engine_applies_the_controls(monkeypatch, avatar, speech_path):
     assert all(w == pytest.approx(1.5 * d, rel=1e-12) for d, w in opened)
 
 
+def test_a_still_head_leaves_the_picture_above_the_eyes_as_the_photo(avatar, portrait_path, speech_path):
+    from genhuman.media import load_image, resize_max
+
+    photo = resize_max(load_image(portrait_path), 160)
+    eyes_y = float(avatar.arrays["landmarks"][[33, 133, 263, 362], 1].min())
+    above = slice(0, int(eyes_y - 0.1 * photo.shape[0]))  # forehead, hair, background
+    wave = load_audio(speech_path)[: 2 * 16000]
+    engine = load_engine("lite")
+
+    def frames(**controls) -> list[np.ndarray]:
+        return [f.image for f in engine.stream(avatar, [wave], AnimateRequest(**controls))]
+
+    assert above.stop > 10
+    assert all(np.array_equal(f[above], photo[above]) for f in frames(head_motion=0.0, blink_rate=0.0))
+    moved = [np.abs(f[above].astype(int) - photo[above]).max() for f in frames()]
+    assert max(moved) > 20  # with the default head motion the same rows move
+
+
 def test_the_controls_are_lite_options():
     request = AnimateRequest(head_motion=0.5, blink_rate=20.0, mouth_scale=1.2)
     assert warn_unused(request, "lite") == []
