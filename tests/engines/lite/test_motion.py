@@ -5,20 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from genhuman.engines.lite import motion
+from genhuman.eval.realism import weight_runs
 
 FPS = 25
-
-
-def blink_runs(weights: np.ndarray) -> list[tuple[int, int]]:
-    closed = np.append(weights > 0, False)
-    runs, start = [], None
-    for i, value in enumerate(closed):
-        if value and start is None:
-            start = i
-        elif not value and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs
 
 
 def test_blinks_are_seeded_and_natural():
@@ -28,7 +17,7 @@ def test_blinks_are_seeded_and_natural():
     c = motion.blink_weights(frames, FPS, np.random.default_rng(8))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.shape == (frames,) and a.min() == 0.0 and a.max() <= 1.0
-    runs = blink_runs(a)
+    runs = weight_runs(a, 0.0)  # frames with any lid weight
     assert 60 / 6.5 <= len(runs) <= 60 / 2.0 + 1  # one every 2 to 6 s
     for start, end in runs:
         assert (end - start) / FPS <= motion.BLINK_DURATION[1] + 1 / FPS
