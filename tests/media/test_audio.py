@@ -100,3 +100,18 @@ def test_many_channel_wav_is_mixed_to_mono_without_crashing(tmp_path, channels):
     mono = np.load(out)
     assert mono.shape == (8000,)
     np.testing.assert_allclose(mono, wave.mean(axis=1), atol=1e-4)
+
+
+def test_probe_audio_reads_the_declared_duration_only(tmp_path):
+    from genhuman.media import probe_audio, save_wav
+
+    path = tmp_path / "three.wav"
+    save_wav(path, np.zeros(3 * 16000, np.float32))
+    assert probe_audio(path) == pytest.approx(3.0, rel=1e-6)
+    with pytest.raises(InputError, match=r"is too long \(3 s\); the limit is 1 s"):
+        probe_audio(path, max_seconds=1.0)
+    (tmp_path / "junk.wav").write_bytes(b"RIFF junk that is no audio")
+    with pytest.raises(InputError, match="is not a readable audio or video file"):
+        probe_audio(tmp_path / "junk.wav")
+    with pytest.raises(InputError, match="audio file not found"):
+        probe_audio(tmp_path / "missing.wav")

@@ -54,6 +54,29 @@ def open_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE,
     return clip
 
 
+def probe_audio(source: Union[str, Path], max_seconds: Optional[float] = None) -> Optional[float]:
+    """The declared duration in seconds from the container's header (None when it declares
+    none), checked against the limit: a file FFmpeg can open, with an audio track. Nothing
+    is decoded, so a server can refuse an over-long upload for the cost of its header."""
+    path = Path(source)
+    name = repr(str(path))
+    if not path.is_file():
+        raise InputError(f"audio file not found: {name}")
+    limit = max_audio_seconds(max_seconds)
+    with audio_decode.open_container(path, name) as container:
+        if not container.streams.audio:
+            raise InputError(f"{name} has no audio track")
+        stream = container.streams.audio[0]
+        seconds = None
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            seconds = container.duration / 1_000_000
+    if seconds is not None and seconds > limit + 1.0:
+        raise InputError(f"{name} is too long ({seconds:.0f} s); the limit is {limit:.0f} s")
+    return seconds
+
+
 def _check_length(samples: int, sample_rate: int, max_seconds: float, name: str) -> None:
     seconds = samples / sample_rate
     if seconds < MIN_SECONDS:

@@ -118,14 +118,17 @@ def cap_size(request: AnimateRequest, max_output_size: int) -> AnimateRequest:
 
 def check_headers(image: Path, audio: Optional[Path], max_pixels: int, max_seconds: float) -> None:
     """The cheap checks: format and declared size from the headers, nothing decoded."""
-    from genhuman.media import probe_image
+    from genhuman.media import probe_audio, probe_image
 
     try:
         probe_image(image, max_pixels=max_pixels)
     except InputError as exc:
         raise validation.hide_path(exc, image, "the uploaded image") from None
     if audio is not None:
-        validation.probe_audio(audio, max_seconds)
+        try:
+            probe_audio(audio, max_seconds)
+        except InputError as exc:
+            raise validation.hide_path(exc, audio, "the uploaded audio") from None
 
 
 def check_media(storage: Any, handoff: Handoff, *, image_file: str, audio_file: Optional[str], speak: Optional[str],

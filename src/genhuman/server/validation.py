@@ -120,29 +120,6 @@ def hide_path(exc: InputError, path: Path, what: str) -> InputError:
     return InputError(message)
 
 
-def probe_audio(path: Path, max_seconds: float) -> None:
-    """The cheap audio check: a container FFmpeg can open, with an audio track, whose
-    declared duration (when the header has one) is within the limit. Nothing is decoded."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise InputError("the uploaded audio has no audio track")
-            stream = container.streams.audio[0]
-            seconds = None
-            if stream.duration is not None and stream.time_base is not None:
-                seconds = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                seconds = container.duration / 1_000_000
-    except InputError:
-        raise
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
-        raise InputError("the uploaded audio is not a readable audio or video file") from None
-    if seconds is not None and seconds > max_seconds + 1.0:
-        raise InputError(f"the uploaded audio is too long ({seconds:.0f} s); the limit is {max_seconds:.0f} s")
-
-
 def check_audio(path: Path, max_seconds: float) -> float:
     """Decode the uploaded speech; refuse silence. Returns its duration in seconds."""
     from genhuman.media import SAMPLE_RATE, is_silent, load_audio
