@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import cv2
 import numpy as np
 
 from genhuman.engines.base import AnimateRequest
+from machine import machine  # benchmarks/machine.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -48,19 +48,6 @@ STILL_FRAMES = 50  # the reference: the photo written this many times by the sam
 GENHUMAN = [sys.executable, "-m", "genhuman"]
 SECOND_TEXT = ("The weather on the station is calm today. We checked the solar panels, "
                "then we had lunch together. Tomorrow we will repeat the experiment.")
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", load average %.1f (other work running)" % os.getloadavg()[0] if os.getloadavg()[0] > 0.5 else ""
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}{load}"
 
 
 def versions() -> str:

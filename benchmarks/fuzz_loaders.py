@@ -14,7 +14,6 @@ hung, ran code (the canary file appeared), other errors (not an InputError).
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import tempfile
@@ -24,18 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402  (benchmarks/machine.py, this script's folder)
 from tests.fuzz.harness import pose_cases, run_batch, weight_cases  # noqa: E402
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, " \
-           f"load average {os.getloadavg()[0]:.1f}"
 
 
 def versions() -> str:
