@@ -23,6 +23,7 @@ import numpy as np
 
 from genhuman.eval.identity import psnr, refine_alignment
 from genhuman.face import landmark_indices as idx
+from genhuman.face.segmentation import segment_person  # re-exported: the measures' person confidence
 
 PSNR_CAP = 100.0  # dB for identical pixels (genhuman.eval.identity.psnr)
 CLOSEUP_SIZE = 1024
@@ -70,17 +71,6 @@ def gallery_portraits(example: str | Path) -> dict[str, np.ndarray]:
 
 
 # --- background ------------------------------------------------------------------------------
-
-def segment_person(image: np.ndarray) -> np.ndarray:
-    """Per-pixel person confidence 0..1 (MediaPipe selfie segmentation, bundled with mediapipe)."""
-    import mediapipe as mp
-
-    from genhuman.face._mediapipe import quiet_stderr
-
-    with quiet_stderr(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as graph:
-        result = graph.process(np.ascontiguousarray(image))
-    return np.asarray(result.segmentation_mask, np.float32)
-
 
 def face_height(landmarks: np.ndarray) -> float:
     return float(landmarks[:, 1].max() - landmarks[:, 1].min())

@@ -110,6 +110,16 @@ def face_detection(full_range: bool) -> Graph:
     return Graph(solution)
 
 
+def selfie_segmentation() -> Graph:
+    """The general selfie model (model_selection=0, 256x256 input), as issue 10 measured with;
+    the landscape one (1) is a lighter 144x256 variant for video calls."""
+    with quiet_stderr():
+        solution = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    graph = Graph(solution)
+    graph.settled = True  # no stage waits for a find: the blank warm-up already ran (and logged) them all
+    return graph
+
+
 def default_pool_size() -> int:
     """$GENHUMAN_MEDIAPIPE_GRAPHS, else the CPU count between 2 and DEFAULT_POOL_CAP."""
     value = os.environ.get(POOL_SIZE_VARIABLE, "")
