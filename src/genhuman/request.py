@@ -21,6 +21,7 @@ from genhuman.errors import InputError
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 20_000
+EXPRESSIONS = ("keep", "neutral")  # the lite renderer's (genhuman.engines.lite.render)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ class AnimateRequest:
                                          "about 14 a minute)", low=0.0, high=60.0, engines=LITE, metavar="N")
     mouth_scale: float = option(1.0, float, "scale of the mouth opening: 0.5 = half as wide open, 1.5 = half as "
                                 "much again", low=0.5, high=1.5, engines=LITE, metavar="X")
+    expression: str = option("keep", str, "the photo's expression at rest: keep (a smile stays a smile, its teeth "
+                             "stay) or neutral (parted lips are closed)", choices=EXPRESSIONS, engines=LITE)
     extra: Mapping[str, Any] = field(default_factory=dict)  # engine tuning knobs (Python API only)
     # The engine whose validate() produced this request: validating it again (animate ->
     # prepare_avatar -> stream) neither repeats the warnings nor changes anything.

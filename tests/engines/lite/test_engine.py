@@ -173,11 +173,28 @@ def test_frame_weights_map_the_mouth_track():
 
     track = SimpleNamespace(opening=np.array([0.0, 0.5, 1.0]), width=np.array([0.0, 2.0, -0.5]),
                             roundness=np.array([0.0, 0.0, 1.0]), lip_press=np.array([0.0, 1.0, 0.2]),
-                            teeth=np.array([0.0, 0.4, 1.0]))
+                            teeth=np.array([0.0, 0.4, 0.7]))
     head = HeadMotion(roll=np.array([0.0, 1.0, -1.0]), shift_x=np.zeros(3), shift_y=np.array([0.0, 0.0, 0.01]))
     blinks = np.array([0.0, 0.5, 1.0])
     rest, mid, wide = (lite.frame_weights(track, blinks, head, k) for k in range(3))
-    assert rest.open == 0.0 and rest.press == pytest.approx(lite.CLOSED_PRESS)  # shut lips pressed a little
+    # "keep" (the default): the photo's own mouth at rest, nothing pressed or sealed.
+    assert rest.open == 0.0 and rest.press == 0.0 and rest.seal == 0.0 and rest.lift == 0.0
     assert mid.open == pytest.approx(0.5 ** lite.OPENING_GAMMA) and mid.widen == 1.0 and mid.press == 1.0
-    assert wide.open == 1.0 and wide.press == pytest.approx(0.2) and wide.round == pytest.approx(lite.ROUND_SHARE)
+    assert mid.seal == pytest.approx(1.0 - mid.open)  # pressed lips close the photo's parted lips
+    rest_press = lite.REST_LIP_PRESS
+    assert wide.open == 1.0 and wide.press == pytest.approx((0.2 - rest_press) / (1 - rest_press))
+    assert wide.round == pytest.approx(lite.ROUND_SHARE) and wide.pout == 1.0
+    neutral = lite.frame_weights(track, blinks, head, 0, expression="neutral")
+    assert neutral.press == pytest.approx(lite.CLOSED_PRESS)  # sealed lips pressed a little
+    assert neutral.seal == 0.0  # the renderer seals "neutral" lips itself
     assert (mid.blink, mid.roll, wide.shift_y) == (0.5, 1.0, pytest.approx(0.01))
+
+
+def test_labiodental_is_viseme_g_only():
+    from genhuman.engines.lite.engine import labiodental
+    from genhuman.speech.visemes import VISEME_SHAPES
+
+    values = {v: labiodental(shape.teeth, shape.lip_press) for v, shape in VISEME_SHAPES.items()}
+    assert values.pop("G") == 1.0 and all(value == 0.0 for value in values.values())
+    a, b = VISEME_SHAPES["A"], VISEME_SHAPES["B"]  # m -> ee passes through teeth and press: not an f
+    assert labiodental((a.teeth + b.teeth) / 2, (a.lip_press + b.lip_press) / 2) == 0.0

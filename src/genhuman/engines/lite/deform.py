@@ -13,6 +13,7 @@ right for tilted heads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -41,6 +42,8 @@ UPPER_LIP_LIFT = 0.12  # share of the opening taken by the upper lip moving up
 WIDEN = 0.10  # mouth widths each corner moves out
 ROUND = 0.14  # mouth widths each corner moves in
 PRESS = 0.30  # lip thicknesses the lips roll in
+LIP_LIFT = 0.025  # face heights the upper lip lifts for f / v
+POUT = 0.12  # how much rounded lips grow (share of their size)
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -117,49 +120,73 @@ def region_box(center_xy: np.ndarray, half_w: float, half_h: float,
     return y0, y1, x0, x1
 
 
-def seal_lips(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Close a mouth that is open in the photo, so that silence shows a closed mouth.
+def seal_field(landmarks: np.ndarray, shape: tuple[int, ...]) -> Optional[Basis]:
+    """The backward offsets that close a mouth open in the photo (None when it is closed).
 
-    Per image column, the upper lip (with a little skin above) is stretched down and
-    the lower lip up until they meet in the middle of the gap. Returns the new image and
-    the landmarks with both inner lip contours moved onto that meeting line.
+    Per image column, the upper lip (with a little skin above) is stretched down and the
+    lower lip up until they meet in the middle of the gap. At weight ``w`` the gap is closed
+    by about ``w``: the lips come together over the teeth.
     """
     up_o, lo_o = landmarks[UPPER_OUTER_LIP], landmarks[LOWER_OUTER_LIP]
     up_i, lo_i = landmarks[UPPER_INNER_LIP], landmarks[LOWER_INNER_LIP]
-    mid = (up_i + lo_i) / 2.0
-    sealed_landmarks = landmarks.copy()
-    sealed_landmarks[UPPER_INNER_LIP] = mid
-    sealed_landmarks[LOWER_INNER_LIP] = mid
-    gap = float(np.max(lo_i[:, 1] - up_i[:, 1]))
-    if gap < 0.5:
-        return image, sealed_landmarks
-
-    x0 = int(np.floor(min(up_i[:, 0].min(), lo_i[:, 0].min())))
-    x1 = int(np.ceil(max(up_i[:, 0].max(), lo_i[:, 0].max()))) + 1
+    if float(np.max(lo_i[:, 1] - up_i[:, 1])) < 0.5:
+        return None
+    x0 = max(int(np.floor(min(up_i[:, 0].min(), lo_i[:, 0].min()))), 0)
+    x1 = min(int(np.ceil(max(up_i[:, 0].max(), lo_i[:, 0].max()))) + 1, shape[1])
     xs = np.arange(x0, x1, dtype=np.float32)
     yu_o, yu_i, yl_i, yl_o = (curve_at(p, xs).astype(np.float32) for p in (up_o, up_i, lo_i, lo_o))
     y_mid = (yu_i + yl_i) / 2.0
     top = yu_o - 0.5 * np.maximum(yu_i - yu_o, 1.0)  # spread the stretch into the skin above
     bottom = yl_o + 0.5 * np.maximum(yl_o - yl_i, 1.0)
+    # The lips meet a little inside their inner edges: the edge itself is half teeth, and
+    # would show as a light seam.
+    overlap = np.where(yl_i > yu_i, np.maximum(1.0, 0.1 * (yl_i - yu_i)), 0.0).astype(np.float32)
+    yu_i = np.maximum(yu_i - overlap, top + 1.0)
+    yl_i = np.minimum(yl_i + overlap, bottom - 1.0)
     y0 = max(int(np.floor(top.min())) - 1, 0)
-    y1 = min(int(np.ceil(bottom.max())) + 2, image.shape[0])
+    y1 = min(int(np.ceil(bottom.max())) + 2, shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return None
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     upper = top + (ys - top) * (yu_i - top) / np.maximum(y_mid - top, 1e-3)
     lower = bottom - (bottom - ys) * (bottom - yl_i) / np.maximum(bottom - y_mid, 1e-3)
     map_y = np.where(ys < y_mid, upper, lower)
-    map_y = np.where((ys < top) | (ys > bottom) | (yl_i <= yu_i), ys, map_y).astype(np.float32)
-    map_x = np.broadcast_to(xs, map_y.shape).astype(np.float32)
+    map_y = np.where((ys < top) | (ys > bottom) | (yl_i <= yu_i), ys, map_y)
+    data = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
+    data[..., 1] = map_y - ys
+    return Basis(y0, x0, data)
+
+
+def sealed_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The landmarks with both inner lip contours on the middle line of the photo's gap."""
+    out = landmarks.copy()
+    mid = (landmarks[UPPER_INNER_LIP] + landmarks[LOWER_INNER_LIP]) / 2.0
+    out[UPPER_INNER_LIP] = mid
+    out[LOWER_INNER_LIP] = mid
+    return out
+
+
+def seal_lips(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with its mouth closed by :func:`seal_field` at full weight, and
+    :func:`sealed_landmarks`. (The renderer composes the field instead: one resampling.)"""
+    basis = seal_field(landmarks, image.shape)
+    if basis is None:
+        return image, sealed_landmarks(landmarks)
+    ys, xs = np.mgrid[basis.y0:basis.y1, basis.x0:basis.x1].astype(np.float32)
     out = image.copy()
-    out[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return out, sealed_landmarks
+    out[basis.y0:basis.y1, basis.x0:basis.x1] = cv2.remap(
+        image, xs + basis.data[..., 0], ys + basis.data[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out, sealed_landmarks(landmarks)
 
 
 @dataclass
 class MouthGeometry:
     """The closed lip line in the face frame, and sizes the bases scale with."""
 
-    line_u: np.ndarray  # sorted u of the lip line
+    line_u: np.ndarray  # sorted u of the lip line (the lower lip's inner edge)
     line_v: np.ndarray
+    top_u: np.ndarray  # sorted u of the upper lip's inner edge (the lip line when the lips touch)
+    top_v: np.ndarray
     half_width: float  # half the mouth width (corner to centre)
     upper_lip: float  # lip thicknesses at the centre
     lower_lip: float
@@ -172,6 +199,12 @@ class MouthGeometry:
         beyond = np.maximum(np.abs(u) - self.half_width, 0.0)
         return (v + 0.6 * beyond).astype(np.float32)
 
+    def top_line(self, u: np.ndarray) -> np.ndarray:
+        """v of the upper lip's inner edge (the lip line beyond the corners)."""
+        v = np.interp(u, self.top_u, self.top_v)
+        beyond = np.maximum(np.abs(u) - self.half_width, 0.0)
+        return (v + 0.6 * beyond).astype(np.float32)
+
     def opening_profile(self, u: np.ndarray) -> np.ndarray:
         """How much of the opening each column gets: 1 at the centre, 0 at the corners."""
         x = np.clip(1.0 - (u / self.half_width) ** 2, 0.0, 1.0)
@@ -179,18 +212,24 @@ class MouthGeometry:
 
 
 def mouth_geometry(frame: FaceFrame, landmarks: np.ndarray) -> MouthGeometry:
-    u, v = frame.to_face(landmarks[UPPER_INNER_LIP])
+    # The jaw opens below the lower lip's inner edge: with lips parted in the photo, what
+    # shows between the lips (teeth) stays with the upper jaw.
+    u, v = frame.to_face(landmarks[LOWER_INNER_LIP])
     order = np.argsort(u)
     _, v_top = frame.to_face(landmarks[idx.UPPER_LIP_OUTER])
     _, v_bottom = frame.to_face(landmarks[idx.LOWER_LIP_OUTER])
     _, v_line = frame.to_face(landmarks[idx.UPPER_LIP_INNER])
+    _, v_lower_line = frame.to_face(landmarks[idx.LOWER_LIP_INNER])
     _, v_nose = frame.to_face(landmarks[SUBNASALE])
     face_height = float(np.linalg.norm(landmarks[CHIN] - landmarks[FOREHEAD]))
     cu, _ = frame.to_face(landmarks[[idx.MOUTH_CORNER_RIGHT, idx.MOUTH_CORNER_LEFT]])
+    tu, tv = frame.to_face(landmarks[UPPER_INNER_LIP])
+    top_order = np.argsort(tu)
     return MouthGeometry(
-        line_u=u[order], line_v=v[order], half_width=float(abs(cu[1] - cu[0]) / 2.0),
+        line_u=u[order], line_v=v[order], top_u=tu[top_order], top_v=tv[top_order],
+        half_width=float(abs(cu[1] - cu[0]) / 2.0),
         upper_lip=max(float(v_line - v_top), 0.02 * face_height),
-        lower_lip=max(float(v_bottom - v_line), 0.03 * face_height),
+        lower_lip=max(float(v_bottom - v_lower_line), 0.03 * face_height),
         nose_gap=max(float(v_line - v_nose), 0.05 * face_height), face_height=face_height)
 
 
@@ -214,12 +253,20 @@ def _jaw_box(frame: FaceFrame, geo: MouthGeometry, landmarks: np.ndarray, shape)
     return region_box(center, half[0], half[1], shape)
 
 
+def jaw_drop(geo: MouthGeometry) -> float:
+    """Pixels the lower lip drops at full opening. Lips parted in the photo are partly open
+    already: the jaw drops less beyond them."""
+    parted = float(geo.line(np.zeros(1))[0] - geo.top_line(np.zeros(1))[0])
+    return max(JAW_OPEN * geo.face_height - 0.5 * parted, 0.6 * JAW_OPEN * geo.face_height)
+
+
 def jaw_open_basis(frame: FaceFrame, geo: MouthGeometry, landmarks: np.ndarray, shape) -> Basis:
     """Lower lip, chin, jaw and lower cheeks drop together; the upper lip lifts a little."""
     box = _jaw_box(frame, geo, landmarks, shape)
     u, v = frame.grid(*box)
     fh = geo.face_height
-    drop = JAW_OPEN * fh
+    # Lips parted in the photo are partly open already: the jaw drops less beyond them.
+    drop = jaw_drop(geo)
     below = v - geo.line(u)
     profile = geo.opening_profile(u)
     # Near the lip line the drop follows the opening profile (lens-shaped mouth); a lip
@@ -273,6 +320,33 @@ def press_basis(frame: FaceFrame, geo: MouthGeometry, shape) -> Basis:
     amount *= np.exp(-(np.maximum(np.abs(u) - geo.half_width, 0.0) / (0.3 * geo.half_width)) ** 2)
     dv = (np.where(below < 0, -amount, amount) * np.clip(np.abs(below) * 2.0, 0.0, 1.0)).astype(np.float32)
     return Basis(box[0], box[2], frame.to_image(np.zeros_like(dv), dv))
+
+
+def lift_basis(frame: FaceFrame, geo: MouthGeometry, shape) -> Basis:
+    """The upper lip alone lifts off the lower one (f, v: the upper teeth rest on the lower
+    lip), fading to nothing at the base of the nose; below its inner edge nothing moves."""
+    box = _mouth_box(frame, geo, shape)
+    u, v = frame.grid(*box)
+    above = geo.top_line(u) - v
+    lift = LIP_LIFT * geo.face_height * geo.opening_profile(u) ** 0.5
+    lift = np.minimum(lift, 0.8 * geo.nose_gap)  # never folds: the fade below is longer than the lift
+    dv = lift * (1.0 - smoothstep(np.maximum(above, 0.0) / geo.nose_gap)) * np.clip(above + 0.5, 0.0, 1.0)
+    return Basis(box[0], box[2], frame.to_image(np.zeros_like(dv), dv.astype(np.float32)))
+
+
+def pout_basis(frame: FaceFrame, geo: MouthGeometry, shape) -> Basis:
+    """Rounded lips push forward: the lips grow about their centre (o, u, w)."""
+    box = _mouth_box(frame, geo, shape)
+    u, v = frame.grid(*box)
+    center_v = (float(geo.top_line(np.zeros(1))[0]) - geo.upper_lip + float(geo.line(np.zeros(1))[0])
+                + geo.lower_lip) / 2.0
+    du, dv = u, v - center_v
+    reach_u, reach_v = 1.2 * geo.half_width, 1.3 * (geo.upper_lip + geo.lower_lip)
+    fade = 1.0 - smoothstep(np.hypot(du / reach_u, dv / reach_v) / 2.0)  # nothing beyond twice the reach
+    # Backward: sample closer to the centre, so the lips look larger; the slope stays well
+    # below 1, so the map never folds.
+    return Basis(box[0], box[2], frame.to_image((-POUT * du * fade).astype(np.float32),
+                                                (-POUT * dv * fade).astype(np.float32)))
 
 
 def blink_basis(frame: FaceFrame, landmarks: np.ndarray, shape) -> list[Basis]:

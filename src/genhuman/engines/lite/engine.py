@@ -25,7 +25,8 @@ from genhuman.engines.lite.motion import FrameMotion, HeadMotion, MotionStream
 from genhuman.engines.lite.render import FrameWeights, Renderer
 from genhuman.errors import InputError
 from genhuman.progress import CancelFn, ProgressFn, Stage, check_cancel, report
-from genhuman.request import warn_unused
+from genhuman.request import EXPRESSIONS, warn_unused
+from genhuman.speech.visemes import REST_LIP_PRESS
 
 if TYPE_CHECKING:
     from genhuman.media import Samples
@@ -46,30 +47,54 @@ ROUND_SHARE = 0.7  # roundness adds to the inward pull of a negative width; keep
 CLOSED_PRESS = 0.6
 
 
+def labiodental(teeth: float, lip_press: float) -> float:
+    """How much a frame is f / v (viseme G): the upper teeth fully shown while the lips touch.
+    No other viseme shows teeth above 0.8, and the ones near it (B, the ee) press nothing."""
+    def smooth(x: float) -> float:
+        x = min(max(x, 0.0), 1.0)
+        return x * x * (3.0 - 2.0 * x)
+
+    return smooth((teeth - 0.8) / 0.15) * smooth(lip_press / 0.2)
+
+
 def mouth_weights(opening: float, width: float, roundness: float, lip_press: float, teeth: float,
-                  motion: FrameMotion, mouth_scale: float = 1.0) -> FrameWeights:
+                  motion: FrameMotion, mouth_scale: float = 1.0, expression: str = "neutral") -> FrameWeights:
     """One frame's renderer weights from its mouth values and its motion; ``mouth_scale``
-    multiplies the renderer's opening (capped at fully open)."""
+    multiplies the renderer's opening (capped at fully open). ``expression`` is the renderer's:
+    "keep" shows the photo's own mouth at rest, so the rest press is taken off and lip
+    closures (m, b, p) seal the photo's parted lips."""
     opening = float(np.clip(opening, 0.0, 1.0)) ** OPENING_GAMMA
     if mouth_scale != 1.0:  # the default takes exactly the old arithmetic
         opening = min(opening * mouth_scale, 1.0)
     press = float(np.clip(lip_press, 0.0, 1.0))
+    roundness = float(np.clip(roundness, 0.0, 1.0))
+    teeth = float(np.clip(teeth, 0.0, 1.0))
+    if expression == "keep":
+        press = float(np.clip((press - REST_LIP_PRESS) / (1.0 - REST_LIP_PRESS), 0.0, 1.0))
+        seal = press * (1.0 - opening)
+    else:
+        press = press + (1.0 - press) * CLOSED_PRESS * (1.0 - opening)
+        seal = 0.0
+    fv = labiodental(teeth, float(np.clip(lip_press, 0.0, 1.0)))
+    if expression == "keep":
+        seal = max(seal, 0.5 * fv)  # the lower lip rises over the photo's lower teeth
     return FrameWeights(
-        open=opening,
+        open=opening * (1.0 - 0.7 * fv),  # teeth on the lip: the jaw hardly opens
         widen=float(np.clip(width, -1.0, 1.0)),
-        round=ROUND_SHARE * float(np.clip(roundness, 0.0, 1.0)),
-        press=press + (1.0 - press) * CLOSED_PRESS * (1.0 - opening),
-        teeth=float(np.clip(teeth, 0.0, 1.0)),
+        round=ROUND_SHARE * roundness,
+        press=press,
+        teeth=teeth,
         blink=float(motion.blink), roll=float(motion.roll), shift_x=float(motion.shift_x),
-        shift_y=float(motion.shift_y),
+        shift_y=float(motion.shift_y), seal=seal, lift=fv, pout=roundness,
     )
 
 
-def frame_weights(track: "MouthTrack", blinks: np.ndarray, head: HeadMotion, k: int) -> FrameWeights:
+def frame_weights(track: "MouthTrack", blinks: np.ndarray, head: HeadMotion, k: int,
+                  expression: str = "keep") -> FrameWeights:
     """Frame ``k``'s weights from a whole-clip mouth track and planned motion (benchmarks)."""
     motion = FrameMotion(float(blinks[k]), float(head.roll[k]), float(head.shift_x[k]), float(head.shift_y[k]))
     return mouth_weights(track.opening[k], track.width[k], track.roundness[k], track.lip_press[k],
-                         track.teeth[k], motion)
+                         track.teeth[k], motion, expression=expression)
 
 
 def _fps_and_seed(request: AnimateRequest) -> tuple[int, int]:
@@ -79,9 +104,9 @@ def _fps_and_seed(request: AnimateRequest) -> tuple[int, int]:
     return request.fps, request.seed
 
 
-def _frame_weights(mouth: "MouthFrame", motion: FrameMotion, mouth_scale: float = 1.0) -> FrameWeights:
+def _frame_weights(mouth: "MouthFrame", motion: FrameMotion, mouth_scale: float, expression: str) -> FrameWeights:
     return mouth_weights(mouth.opening, mouth.width, mouth.roundness, mouth.lip_press, mouth.teeth, motion,
-                         mouth_scale)
+                         mouth_scale, expression)
 
 
 class LiteEngine:
@@ -107,20 +132,24 @@ class LiteEngine:
             changes["seed"] = DEFAULT_SEED
         return request.replace(resolved_by=NAME, **changes)
 
-    def prepare_avatar(self, image: ImageInput, face_index: int = 0, max_size: Optional[int] = None) -> Avatar:
-        """The portrait, its face mesh and the renderer's precomputed state (a few ms + the mesh)."""
-        from genhuman.face import face_landmarks
+    def prepare_avatar(self, image: ImageInput, face_index: int = 0, max_size: Optional[int] = None,
+                       expression: str = "keep") -> Avatar:
+        """The portrait, its face mesh, its person mask and the renderer's precomputed state
+        (a few ms + the mesh + the segmentation). ``expression``: "keep" or "neutral"."""
+        from genhuman.face import face_landmarks, person_mask
         from genhuman.media import load_image, resize_max
 
+        if expression not in EXPRESSIONS:
+            raise InputError(f"expression must be one of: {', '.join(EXPRESSIONS)}, got {expression!r}")
         picture = resize_max(load_image(image), max_size)
         face = face_landmarks(picture, face_index)
         landmarks = np.asarray(face.landmarks)
-        renderer = Renderer(picture, landmarks)
+        renderer = Renderer(picture, landmarks, expression=expression, person=person_mask(picture, landmarks))
         arrays = {f"renderer.{k}": v for k, v in renderer.state().items()}
         arrays["landmarks"] = np.ascontiguousarray(landmarks)
         height, width = picture.shape[:2]
         meta = {"width": int(width), "height": int(height), "face_index": int(face_index),
-                "max_size": None if max_size is None else int(max_size)}
+                "max_size": None if max_size is None else int(max_size), "expression": expression}
         return Avatar(engine=NAME, weights_id="", arrays=arrays, meta=meta, cache={"renderer": renderer})
 
     def stream(self, avatar: Avatar, audio_chunks: AudioChunks, request: AnimateRequest,
@@ -182,14 +211,15 @@ class LiteEngine:
             clock = now
 
         if isinstance(image, Avatar):
-            if request.max_size is not None or request.face_index:
-                log.info("lite: the avatar was prepared already; max size / face index of the request ignored")
+            if request.max_size is not None or request.face_index or request.expression != image.meta.get("expression"):
+                log.info("lite: the avatar was prepared already; max size / face index / expression of the request "
+                         "ignored")
         lap("load")
         if isinstance(image, Avatar):
             avatar = image
         else:
             report(progress, 0.02, "finding the face")
-            avatar = self.prepare_avatar(image, request.face_index, request.max_size)
+            avatar = self.prepare_avatar(image, request.face_index, request.max_size, request.expression)
         renderer = self._renderer(avatar)
         lap("face")
         check_cancel(should_cancel)
@@ -238,7 +268,8 @@ class LiteEngine:
             for mouth in mouths:
                 check_cancel(should_cancel)
                 t0 = time.perf_counter()
-                image = renderer.render(_frame_weights(mouth, motion.next(mouth.loudness), request.mouth_scale))
+                image = renderer.render(_frame_weights(mouth, motion.next(mouth.loudness), request.mouth_scale,
+                                                       renderer.expression))
                 render_s += time.perf_counter() - t0
                 if timings is not None:
                     timings["render"] = render_s

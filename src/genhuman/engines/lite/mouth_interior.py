@@ -1,25 +1,31 @@
-"""The inside of the mouth where the lips part: a dark cavity and a hint of teeth.
+"""The inside of the mouth where the lips part: a cavity, a tongue hint and teeth.
 
 Painted after the warp, column by column between the warped upper and lower inner-lip
-contours, with analytic anti-aliasing (coverage of each pixel by the gap), inside the
-mouth's bounding box only.
+contours, with soft anti-aliased edges (a pixel's coverage by the gap, over a width that
+grows with the face so that no edge is harder than the photo's own lip edges), inside the
+mouth's bounding box only. Every colour comes from the photo: teeth from its own visible
+teeth when it shows them, else from the skin (lighter, with a quarter of its chroma); the
+cavity and tongue from the lips, darkened. A grey photo gets a grey mouth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from genhuman.engines.lite.deform import (
-    CHIN, FACE_OVAL, FOREHEAD, LOWER_INNER_LIP, LOWER_OUTER_LIP, curve_at,
+    CHIN, FACE_OVAL, FOREHEAD, LOWER_INNER_LIP, LOWER_OUTER_LIP, UPPER_INNER_LIP, curve_at,
 )
 from genhuman.face.landmark_indices import NOSE_TIP
 
 TOOTH_WIDTH = 0.14  # a front tooth, as a share of the mouth width
-TEETH_WHITE = np.array([236.0, 230.0, 218.0], np.float32)
-THROAT = np.array([52.0, 18.0, 20.0], np.float32)  # deep inside the mouth
-TONGUE = np.array([150.0, 62.0, 64.0], np.float32)
+TEETH_MIN_VALUE = 140  # HSV value (0..255): the photo's teeth are bright ...
+TEETH_MAX_SATURATION = 90  # ... and nearly colourless (lips and gums are saturated)
+TEETH_MIN_SHARE = 0.02  # of the mouth's width x height: below this the photo "shows no teeth"
+GREY_CHROMA = 0.5  # CIELAB a, b below which a colour is grey
+EDGE_SOFTNESS = 0.004  # face heights over which a painted edge rises (at least one pixel)
 
 
 @dataclass
@@ -27,6 +33,48 @@ class MouthColors:
     lip: np.ndarray  # (3,) float32 RGB
     skin: np.ndarray
     face_height: float
+    teeth: np.ndarray  # (3,) float32 RGB, lit as in the photo
+    cavity: np.ndarray  # deep inside the mouth
+    tongue: np.ndarray
+    photo_teeth: bool  # the photo shows its own teeth (they are kept, not painted)
+
+    def array(self) -> np.ndarray:
+        """Everything but the flag as one (5, 3) array, for the avatar's state."""
+        return np.stack([self.lip, self.skin, self.teeth, self.cavity, self.tongue]).astype(np.float32)
+
+    @classmethod
+    def from_array(cls, colors: np.ndarray, face_height: float, photo_teeth: bool) -> "MouthColors":
+        lip, skin, teeth, cavity, tongue = (np.asarray(c, np.float32) for c in colors)
+        return cls(lip, skin, face_height, teeth, cavity, tongue, photo_teeth)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.asarray(rgb, np.float32).reshape(1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB)[0, 0]
+
+
+def _rgb(lab: np.ndarray) -> np.ndarray:
+    lab = np.asarray(lab, np.float32)
+    if abs(float(lab[1])) < GREY_CHROMA and abs(float(lab[2])) < GREY_CHROMA:
+        lab = np.array([lab[0], 0.0, 0.0], np.float32)  # grey stays exactly grey (no rounding tint)
+    rgb = cv2.cvtColor(lab.reshape(1, 1, 3), cv2.COLOR_LAB2RGB)[0, 0]
+    if lab[1] == 0.0 and lab[2] == 0.0:
+        rgb = np.full(3, float(rgb.mean()), np.float32)
+    return np.clip(rgb * 255.0, 0.0, 255.0).astype(np.float32)
+
+
+def _shade(color: np.ndarray, lightness: float, chroma: float) -> np.ndarray:
+    """``color`` with its CIELAB lightness x ``lightness`` and chroma x ``chroma`` (hue kept)."""
+    lab = _lab(color)
+    return _rgb(np.array([lab[0] * lightness, lab[1] * chroma, lab[2] * chroma], np.float32))
+
+
+def photo_teeth_mask(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The photo's visible teeth: inside the inner lip contour, bright and nearly colourless."""
+    inner = np.concatenate([landmarks[UPPER_INNER_LIP], landmarks[LOWER_INNER_LIP][::-1]])
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(inner).astype(np.int32)], 1)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    return (mask > 0) & (hsv[:, :, 2] >= TEETH_MIN_VALUE) & (hsv[:, :, 1] <= TEETH_MAX_SATURATION)
 
 
 def mouth_colors(image: np.ndarray, landmarks: np.ndarray) -> MouthColors:
@@ -41,7 +89,20 @@ def mouth_colors(image: np.ndarray, landmarks: np.ndarray) -> MouthColors:
     lower_lip = (landmarks[LOWER_OUTER_LIP[2:-2]] + landmarks[LOWER_INNER_LIP[2:-2]]) / 2.0
     cheeks = (landmarks[FACE_OVAL] * 0.6 + landmarks[NOSE_TIP] * 0.4)  # between the nose and the oval
     face_height = float(np.linalg.norm(landmarks[CHIN] - landmarks[FOREHEAD]))
-    return MouthColors(sample(lower_lip), sample(cheeks), face_height)
+    lip, skin = sample(lower_lip), sample(cheeks)
+    teeth_mask = photo_teeth_mask(image, landmarks)
+    lips = landmarks[list(LOWER_OUTER_LIP)]
+    mouth_area = max(float(np.ptp(lips[:, 0]) * np.ptp(landmarks[UPPER_INNER_LIP + LOWER_OUTER_LIP][:, 1])), 1.0)
+    photo_teeth = bool(teeth_mask.sum() >= TEETH_MIN_SHARE * mouth_area)
+    if photo_teeth:
+        teeth = np.median(image[teeth_mask].astype(np.float32), axis=0)
+    else:
+        # Lighter than the skin under the same light, a quarter of its chroma (ivory on warm
+        # skin, grey on a grey photo).
+        lab = _lab(skin)
+        teeth = _rgb(np.array([lab[0] + 0.55 * (97.0 - lab[0]), 0.25 * lab[1], 0.25 * lab[2]], np.float32))
+    return MouthColors(lip=lip, skin=skin, face_height=face_height, teeth=teeth.astype(np.float32),
+                       cavity=_shade(lip, 0.28, 0.75), tongue=_shade(lip, 0.72, 0.9), photo_teeth=photo_teeth)
 
 
 def _tooth_seams(xs: np.ndarray, half: float) -> np.ndarray:
@@ -52,13 +113,22 @@ def _tooth_seams(xs: np.ndarray, half: float) -> np.ndarray:
     offset = (xs - center) / half
     phase = offset * half / width * (1.0 + 0.6 * np.abs(offset))
     distance = np.abs(phase - np.round(phase))  # in tooth widths, to the nearest seam
-    sigma = max(0.06, 0.6 / max(width, 1e-3))  # never thinner than about a pixel
-    return 1.0 - 0.12 * np.exp(-(distance / sigma) ** 2)
+    sigma = max(0.08, 1.0 / max(width, 1e-3))  # never thinner than about two pixels
+    return 1.0 - 0.08 * np.exp(-(distance / sigma) ** 2)
+
+
+def _ramp(x: np.ndarray, soft: float) -> np.ndarray:
+    """Coverage of a pixel by the side x > 0 of an edge, rising over ``soft`` pixels."""
+    return np.clip(x / soft + 0.5, 0.0, 1.0)
 
 
 def paint_mouth_interior(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, teeth: float,
-                         colors: MouthColors) -> None:
-    """Fill between the warped inner-lip contours ``upper`` and ``lower`` ((N, 2) each)."""
+                         colors: MouthColors, *, upper_teeth: bool = True, labiodental: float = 0.0) -> None:
+    """Fill between the warped inner-lip contours ``upper`` and ``lower`` ((N, 2) each).
+
+    ``upper_teeth``: paint upper teeth hanging from the upper contour (False when the photo's
+    own teeth show above it). ``labiodental`` (0..1): the upper teeth rest on the lower lip (f, v),
+    filling the gap."""
     h, w = frame.shape[:2]
     x0 = max(int(np.floor(min(upper[:, 0].min(), lower[:, 0].min()))), 0)
     x1 = min(int(np.ceil(max(upper[:, 0].max(), lower[:, 0].max()))) + 1, w)
@@ -70,33 +140,37 @@ def paint_mouth_interior(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray
     gap = np.where(inside, y_lo - y_up, 0.0)
     if gap.max() < 0.3:
         return
-    y0 = max(int(np.floor(y_up.min())) - 1, 0)
-    y1 = min(int(np.ceil(y_lo.max())) + 2, h)
+    fh = colors.face_height
+    soft = max(1.0, EDGE_SOFTNESS * fh)
+    y0 = max(int(np.floor(y_up.min() - soft)) - 1, 0)
+    y1 = min(int(np.ceil(y_lo.max() + soft)) + 2, h)
     if y1 <= y0:
         return
     ys = np.arange(y0, y1, dtype=np.float64)[:, None]
     # Pixel coverage by the gap; a thin gap also fades overall so it does not flicker.
-    alpha = np.clip(ys - y_up + 0.5, 0, 1) * np.clip(y_lo - ys + 0.5, 0, 1) * np.clip(gap, 0, 1)
+    alpha = _ramp(ys - y_up, soft) * _ramp(y_lo - ys, soft) * np.clip(gap / soft, 0, 1)
     depth = np.clip((ys - y_up) / np.maximum(gap, 1e-3), 0.0, 1.0)
     half = max((xs[-1] - xs[0]) / 2.0, 1.0)
-    across = 1.0 - ((xs - (xs[0] + xs[-1]) / 2.0) / half) ** 2  # 1 at the centre, 0 at corners
-    # Cavity: dark red throat, the tongue showing lower down, lit by the skin's exposure;
-    # darker towards the corners, where the cheeks shade it.
-    exposure = float(np.clip(colors.skin.mean() / 170.0, 0.4, 1.3))
-    tongue = np.clip((depth - 0.45) / 0.55, 0.0, 1.0)[..., None] ** 1.5
-    light = (0.55 + 0.45 * np.clip(across, 0, 1))[..., None]
-    color = (THROAT * (1.0 - tongue) + TONGUE * tongue) * light * exposure
-    # Upper teeth: a light band hanging from the upper lip, dimmer towards the corners.
-    fh = colors.face_height
-    show = 0.35 + 0.65 * float(np.clip(teeth, 0.0, 1.0))  # some teeth show whenever lips part
-    band = show * np.minimum(0.45 * gap, 0.07 * fh) * (0.8 + 0.2 * np.clip(across, 0, 1))  # incisors longest
-    upper_teeth = np.clip(y_up + band - ys + 0.5, 0, 1) * np.clip(band, 0, 1)
+    across = np.clip(1.0 - ((xs - (xs[0] + xs[-1]) / 2.0) / half) ** 2, 0, 1)  # 1 at the centre, 0 at corners
+    # Cavity: darkest in the middle of the gap and towards the corners (the cheeks shade it),
+    # the tongue showing lower down.
+    tongue = np.clip((depth - 0.45) / 0.55, 0.0, 1.0)[..., None] ** 1.2 * (0.3 + 0.7 * across[None, :, None])
+    light = (0.55 + 0.45 * across)[None, :, None] * (0.75 + 0.25 * depth[..., None])  # shadow under the lip
+    color = (colors.cavity * (1.0 - tongue) + colors.tongue * tongue) * light
+    # Upper teeth: a band hanging from the upper lip, incisors longest, in the lip's shadow at
+    # the top; labiodentals fill the gap with them.
+    fv = float(np.clip(labiodental, 0.0, 1.0))
+    show = (0.35 + 0.65 * float(np.clip(teeth, 0.0, 1.0))) if upper_teeth else 0.0
+    band = np.minimum(0.45 * gap, 0.07 * fh) * (0.8 + 0.2 * across) * show
+    band = band + (gap + soft - band) * fv
+    upper_alpha = _ramp(y_up + band - ys, soft) * np.clip(band / soft, 0, 1)
     # A faint lower-teeth edge on wide openings.
     lower_band = float(np.clip(teeth, 0.0, 1.0)) * np.clip(0.18 * (gap - 0.04 * fh), 0.0, 0.02 * fh)
-    lower_teeth = 0.6 * np.clip(ys - (y_lo - lower_band) + 0.5, 0, 1) * np.clip(lower_band, 0, 1)
-    tooth_light = (0.72 + 0.28 * np.clip(across, 0, 1)) * (1.0 - 0.2 * depth) * _tooth_seams(xs, half)
-    tooth = (TEETH_WHITE * 0.8 + colors.skin * 0.2)[None, None, :] * tooth_light[..., None] * min(exposure, 1.0)
-    teeth_alpha = np.clip(upper_teeth + lower_teeth, 0.0, 1.0)[..., None]
+    lower_alpha = 0.6 * _ramp(ys - (y_lo - lower_band), soft) * np.clip(lower_band / soft, 0, 1)
+    within = np.clip((ys - y_up) / np.maximum(band, 1.0), 0.0, 1.0)  # 0 at the lip, 1 at the tooth edge
+    tooth_light = ((0.75 + 0.25 * across) * (0.78 + 0.22 * np.sqrt(within)) * _tooth_seams(xs, half))
+    tooth = colors.teeth[None, None, :] * tooth_light[..., None]
+    teeth_alpha = np.clip(upper_alpha + lower_alpha, 0.0, 1.0)[..., None]
     color = color * (1.0 - teeth_alpha) + tooth * teeth_alpha
     region = frame[y0:y1, x0:x1].astype(np.float32)
     a = alpha[..., None].astype(np.float32)

@@ -1,7 +1,10 @@
-"""One frame = one remap of the portrait's head region + the painted mouth interior.
+"""One frame = one remap of the photo's head region + the painted mouth interior.
 
-The head region (face, hair, a margin) is the only part that ever changes: pixels
-outside it are copied from the portrait, so the background stays exactly still.
+Every frame is a single cubic resampling of the original photo: the head motion, the face
+deformation and (for ``expression="neutral"``) the lip sealing are composed as maps first.
+The head moves only inside the person (``person``: a soft mask that is exactly 0 outside),
+so the background stays exactly still; each eye moves by whole pixels, so it stays as sharp
+as in the photo.
 """
 
 from __future__ import annotations
@@ -11,17 +14,34 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from typing import Optional
+
+from genhuman.request import EXPRESSIONS  # the photo's own mouth at rest, or lips closed
+
 from genhuman.engines.lite.deform import (
-    CHIN, FACE_OVAL, Basis, blink_basis, face_frame, jaw_open_basis, mouth_geometry, press_basis,
-    region_box, round_basis, seal_lips, smoothstep, widen_basis,
+    CHIN, EYES, FACE_OVAL, Basis, blink_basis, face_frame,
+    jaw_open_basis, lift_basis, mouth_geometry, pout_basis, press_basis, region_box, round_basis, seal_field,
+    sealed_landmarks, smoothstep, widen_basis,
 )
 from genhuman.engines.lite.mouth_interior import MouthColors, mouth_colors, paint_mouth_interior
+
+INTERPOLATION = cv2.INTER_CUBIC
+EYE_SNAP_MARGIN = 0.45  # eye widths around each eye moved by whole pixels ...
+EYE_SNAP_FADE = 0.35  # ... fading over this many eye widths into the smooth head motion
+MOUTH_BASES = ("open", "widen", "round", "press", "lift", "pout")
 
 LIP_SAMPLES = 33  # points along each inner-lip contour for the mouth interior
 # Contours are tracked this far off the lip line (a share of the lip's thickness, at least
 # 1.5 pixels), where the field is smooth: at the line itself the jaw's edge is.
 LIP_PROBE = 0.35
 HEAD_STEP = 4  # pixels between the samples of the (smooth) head motion
+
+
+def _sample(basis: Basis, points: np.ndarray) -> np.ndarray:
+    """A basis field at photo points ((N, 2) x, y), bilinear, 0 outside its box."""
+    local = (points - [basis.x0, basis.y0]).astype(np.float32)
+    return cv2.remap(basis.data, local[None, :, 0], local[None, :, 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)[0].astype(np.float64)
 
 
 @dataclass
@@ -37,13 +57,26 @@ class FrameWeights:
     roll: float = 0.0  # degrees
     shift_x: float = 0.0  # face heights
     shift_y: float = 0.0
+    seal: float = 0.0  # lips parted in the photo close (m, b, p); "neutral" is always sealed
+    lift: float = 0.0  # the upper lip lifts off the lower one, teeth on the lip (f, v)
+    pout: float = 0.0  # rounded lips push forward (o, u, w)
 
 
 class Renderer:
     """Built once per portrait (a few milliseconds); then :meth:`render` per frame."""
 
-    def __init__(self, image: np.ndarray, landmarks: np.ndarray):
-        self.base, lm = seal_lips(image, landmarks)
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray, *, expression: str = "keep",
+                 person: Optional[np.ndarray] = None):
+        """``expression``: "keep" (the photo's mouth at rest: a smile with teeth stays one) or
+        "neutral" (parted lips are closed at rest). ``person``: HxW 0..1, exactly 0 where the
+        head must not move (genhuman.face.person_mask); None: the head region alone."""
+        if expression not in EXPRESSIONS:
+            raise ValueError(f"expression must be one of {EXPRESSIONS}, got {expression!r}")
+        self.base = image
+        self.neutral = expression == "neutral"
+        self.colors = mouth_colors(image, landmarks)
+        lm = sealed_landmarks(landmarks) if self.neutral else landmarks
+        self.seal = seal_field(landmarks, image.shape)
         frame = face_frame(lm)
         geo = mouth_geometry(frame, lm)
         shape = image.shape
@@ -53,20 +86,31 @@ class Renderer:
             "widen": widen_basis(frame, geo, shape),
             "round": round_basis(frame, geo, shape),
             "press": press_basis(frame, geo, shape),
+            "lift": lift_basis(frame, geo, shape),
+            "pout": pout_basis(frame, geo, shape),
         }
         self.blink_bases = blink_basis(frame, lm, shape)
-        self.colors = mouth_colors(self.base, lm)
         fh = geo.face_height
         self.head_center = lm[FACE_OVAL].mean(0)
         self.head_axes = np.array([0.75 * fh, 0.95 * fh])
         self.pivot = (lm[CHIN] + frame.ev * 0.3 * fh).astype(np.float32)  # the neck turns the head
-        # Inner-lip contour just above and below the closed line, in portrait coordinates.
+        # Inner-lip contours just above and below the gap that opens, in photo coordinates:
+        # the jaw drops below the lower lip's inner edge; above it the upper lip, or the
+        # photo's own teeth when they show (they are kept, the painting starts below them).
         u = np.linspace(-geo.half_width, geo.half_width, LIP_SAMPLES)
-        v = geo.line(u)
         self.probe = max(LIP_PROBE * min(geo.upper_lip, geo.lower_lip), 1.5)
-        self.lip_upper = frame.origin + np.outer(u, frame.eu) + np.outer(v - self.probe, frame.ev)
-        self.lip_lower = frame.origin + np.outer(u, frame.eu) + np.outer(v + self.probe, frame.ev)
+        keep_teeth = self.colors.photo_teeth and not self.neutral
+        v_top = geo.line(u) if keep_teeth else geo.top_line(u)
+        self.lip_upper = frame.origin + np.outer(u, frame.eu) + np.outer(v_top - self.probe, frame.ev)
+        self.lip_lower = frame.origin + np.outer(u, frame.eu) + np.outer(geo.line(u) + self.probe, frame.ev)
+        if self.neutral and self.seal is not None:
+            # Those points are on the sealed mouth: where the photo shows them.
+            self.lip_upper = self.lip_upper + _sample(self.seal, self.lip_upper)
+            self.lip_lower = self.lip_lower + _sample(self.seal, self.lip_lower)
         self.lip_normal = frame.ev.astype(np.float32)
+        self.eye_centers = np.stack([landmarks[upper + lower].mean(0) for upper, lower, _ in EYES])
+        self.eye_widths = np.array([float(np.ptp(landmarks[upper][:, 0])) for upper, _, _ in EYES])
+        self.person = None if person is None else np.asarray(person, np.float32)
         self._derive()
 
     def _derive(self) -> None:
@@ -81,14 +125,32 @@ class Renderer:
         self.roi = (y0, y1, x0, x1)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.grid = np.dstack([xs, ys])
-        # The head motion is smooth: computed on a coarse grid placed so that cv2.resize's
-        # bilinear upsampling reproduces it exactly where it is affine.
+        # The head motion is affine where it is not faded: computed on a coarse grid placed
+        # so that cv2.resize's bilinear upsampling reproduces it exactly, then faded per pixel.
         h, w = y1 - y0, x1 - x0
         hc, wc = -(-h // HEAD_STEP), -(-w // HEAD_STEP)
         cys = y0 + (np.arange(hc) + 0.5) * h / hc - 0.5
         cxs = x0 + (np.arange(wc) + 0.5) * w / wc - 0.5
         self.coarse = np.dstack(np.meshgrid(cxs, cys)).astype(np.float32)
-        self.coarse_mask = self._head_mask(self.coarse[..., 0], self.coarse[..., 1], shape)[..., None]
+        weight = self._head_mask(xs, ys, shape)
+        if self.person is not None:
+            weight *= self.person[y0:y1, x0:x1]
+        self.head_weight = weight[..., None].astype(np.float32)
+        # Each eye moves by whole pixels (the head's motion at its centre, rounded): resampled
+        # at integer positions, it keeps every pixel of the photo. The difference from the
+        # smooth motion (under a pixel) fades out around it.
+        self.eye_snaps: list[tuple[tuple[slice, slice], np.ndarray]] = []
+        for center, width in zip(self.eye_centers, self.eye_widths):
+            inner = EYE_SNAP_MARGIN * width + 0.5 * width
+            reach = inner + EYE_SNAP_FADE * width
+            box = region_box(center, reach, reach, shape)
+            by0, by1, bx0, bx1 = max(box[0], y0), min(box[1], y1), max(box[2], x0), min(box[3], x1)
+            if by1 <= by0 or bx1 <= bx0:
+                continue
+            gy, gx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
+            distance = np.maximum(np.abs(gx - center[0]), np.abs(gy - center[1]))  # a square around the eye
+            snap = (1.0 - smoothstep((distance - inner) / (EYE_SNAP_FADE * width))).astype(np.float32)
+            self.eye_snaps.append(((slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0)), snap[..., None]))
         # The face deformation lives in a smaller box; the margin covers the head motion.
         margin = int(np.ceil(0.15 * self.face_height))
         self.face_box = (max(min(b.y0 for b in bases) - margin, y0), min(max(b.y1 for b in bases) + margin, y1),
@@ -103,9 +165,15 @@ class Renderer:
         out = {"base": self.base, "head_center": np.asarray(self.head_center, np.float64),
                "head_axes": np.asarray(self.head_axes, np.float64), "pivot": self.pivot,
                "scalars": np.array([self.face_height, self.probe, self.colors.face_height], np.float64),
+               "flags": np.array([self.neutral, self.colors.photo_teeth], np.uint8),
                "lip_upper": self.lip_upper, "lip_lower": self.lip_lower, "lip_normal": self.lip_normal,
-               "color_lip": self.colors.lip, "color_skin": self.colors.skin}
-        for name, basis in [*self.mouth_bases.items(), *((f"blink{i}", b) for i, b in enumerate(self.blink_bases))]:
+               "colors": self.colors.array(), "eye_centers": self.eye_centers, "eye_widths": self.eye_widths}
+        if self.person is not None:
+            out["person"] = self.person
+        named = [*self.mouth_bases.items(), *((f"blink{i}", b) for i, b in enumerate(self.blink_bases))]
+        if self.seal is not None:
+            named.append(("seal", self.seal))
+        for name, basis in named:
             out[f"basis_{name}"] = basis.data
             out[f"basis_{name}_at"] = np.array([basis.y0, basis.x0], np.int64)
         return {k: np.ascontiguousarray(v) for k, v in out.items()}
@@ -120,20 +188,27 @@ class Renderer:
 
         self.base = np.asarray(arrays["base"])
         face_height, probe, color_height = (float(v) for v in arrays["scalars"])
-        self.face_height, self.probe = face_height, probe
-        self.mouth_bases = {name: basis(name) for name in ("open", "widen", "round", "press")}
+        neutral, photo_teeth = (bool(v) for v in arrays["flags"])
+        self.face_height, self.probe, self.neutral = face_height, probe, neutral
+        self.mouth_bases = {name: basis(name) for name in MOUTH_BASES}
+        self.seal = basis("seal") if "basis_seal" in arrays else None
         blinks = sorted((k for k in arrays if k.startswith("basis_blink") and not k.endswith("_at")),
                         key=lambda k: int(k[len("basis_blink"):]))
         self.blink_bases = [basis(k[len("basis_"):]) for k in blinks]
-        self.colors = MouthColors(lip=np.asarray(arrays["color_lip"]), skin=np.asarray(arrays["color_skin"]),
-                                  face_height=color_height)
+        self.colors = MouthColors.from_array(np.asarray(arrays["colors"]), color_height, photo_teeth)
         self.head_center = np.asarray(arrays["head_center"])
         self.head_axes = np.asarray(arrays["head_axes"])
         self.pivot = np.asarray(arrays["pivot"])
         self.lip_upper, self.lip_lower = np.asarray(arrays["lip_upper"]), np.asarray(arrays["lip_lower"])
         self.lip_normal = np.asarray(arrays["lip_normal"])
+        self.eye_centers, self.eye_widths = np.asarray(arrays["eye_centers"]), np.asarray(arrays["eye_widths"])
+        self.person = np.asarray(arrays["person"], np.float32) if "person" in arrays else None
         self._derive()
         return self
+
+    @property
+    def expression(self) -> str:
+        return "neutral" if self.neutral else "keep"
 
     def _head_mask(self, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """1 on the head, 0 outside the region. Where the head reaches the picture's edge it
@@ -160,20 +235,29 @@ class Renderer:
         # Forward: p' = R (p - pivot) + pivot + shift, so the source of p' is
         # R^T (p' - pivot - shift) + pivot; the offset is affine in p'.
         affine = np.array([[c - 1.0, s], [-s, c - 1.0]], np.float32)
-        constant = self.pivot - np.array([[c, s], [-s, c]]) @ (self.pivot + shift)
-        coarse = (self.coarse @ affine.T + constant.astype(np.float32)) * self.coarse_mask
+        constant = (self.pivot - np.array([[c, s], [-s, c]]) @ (self.pivot + shift)).astype(np.float32)
+        coarse = self.coarse @ affine.T + constant
         y0, y1, x0, x1 = self.roi
-        return cv2.resize(coarse, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        offset = cv2.resize(coarse, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        offset *= self.head_weight
+        for (rows, cols), snap in self.eye_snaps:
+            patch = offset[rows, cols]
+            whole = np.round(patch[patch.shape[0] // 2, patch.shape[1] // 2])
+            patch += snap * (whole - patch)
+        return offset
 
-    def backward_map(self, weights: FrameWeights) -> np.ndarray:
-        """Absolute source coordinates (h, w, 2) for every pixel of the head region."""
+    def _mouth_field(self, weights: FrameWeights) -> None:
         self.field.fill(0.0)
         mouth = {"open": weights.open, "widen": weights.widen, "round": weights.round,
-                 "press": weights.press}
+                 "press": weights.press, "lift": weights.lift, "pout": weights.pout}
         for name, basis in self.mouth_bases.items():
             self._add(basis, mouth[name])
         for basis in self.blink_bases:
             self._add(basis, weights.blink)
+
+    def backward_map(self, weights: FrameWeights) -> np.ndarray:
+        """Absolute photo coordinates (h, w, 2) for every pixel of the head region."""
+        self._mouth_field(weights)
         head = self._head_offset(weights)
         source = self.grid.copy() if head is None else self.grid + head
         y0, _, x0, _ = self.roi
@@ -185,6 +269,13 @@ class Renderer:
             # Compose: the head moves first, the face deforms in the head's own coordinates.
             inner += cv2.remap(self.field, inner[..., 0] - np.float32(fx0), inner[..., 1] - np.float32(fy0),
                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        seal = max(weights.seal, 1.0 if self.neutral else 0.0)
+        if self.seal is not None and seal > 0.0:
+            # Then the photo's own parted lips close (in photo coordinates): one map, one resampling.
+            sealed = cv2.remap(self.seal.data, inner[..., 0] - np.float32(self.seal.x0),
+                               inner[..., 1] - np.float32(self.seal.y0), cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            inner += np.float32(min(seal, 1.0)) * sealed
         return source
 
     def _head_forward(self, points: np.ndarray, weights: FrameWeights) -> np.ndarray:
@@ -218,10 +309,10 @@ class Renderer:
         y0, y1, x0, x1 = self.roi
         frame = self.base.copy()
         frame[y0:y1, x0:x1] = cv2.remap(self.base, source_map[..., 0], source_map[..., 1],
-                                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        if weights.open > 0.0:
-            # Contours were tracked off the line: move them back onto it, and never let
-            # the upper one cross below the lower one.
+                                        INTERPOLATION, borderMode=cv2.BORDER_REFLECT)
+        if weights.open > 0.0 or weights.lift > 0.0:
+            # Contours were tracked off the lips' edges: move them back onto them, and never
+            # let the upper one cross below the lower one.
             probe = (self.probe - 0.5) * self.lip_normal
             upper = self._to_output(self.lip_upper, source_map, weights) + probe
             lower = self._to_output(self.lip_lower, source_map, weights) - probe
@@ -232,5 +323,7 @@ class Renderer:
             middle = (upper + lower) / 2.0
             upper = middle + (upper - middle) * self.corner_taper
             lower = middle + (lower - middle) * self.corner_taper
-            paint_mouth_interior(frame, upper, lower, weights.teeth, self.colors)
+            paint_mouth_interior(frame, upper, lower, weights.teeth, self.colors,
+                                 upper_teeth=self.neutral or not self.colors.photo_teeth,
+                                 labiodental=weights.lift)
         return frame

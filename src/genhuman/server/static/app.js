@@ -102,7 +102,7 @@ $("job-form").addEventListener("submit", async (e) => {
     form.append("text", $("text").value);
   }
   form.append("engine", $("engine").value);
-  for (const name of ["fps", "max_size", "seed", "steps", "cfg", "head_motion", "blink_rate", "mouth_scale"]) if ($(name).value) form.append(name, $(name).value);
+  for (const name of ["fps", "max_size", "seed", "steps", "cfg", "head_motion", "blink_rate", "mouth_scale", "expression"]) if ($(name).value) form.append(name, $(name).value);
   for (const name of ["accelerated", "paste_back"]) if ($(name).checked) form.append(name, "true");
   $("submit").disabled = true;
   try {
