@@ -4,7 +4,7 @@
     .venv/bin/python scripts/gallery/make_lite_gallery.py docs/img --cell 128 --palette   # the docs' copies
 
 For each portrait of ``genhuman.eval.realism.gallery_portraits`` (example, 1024 px close-up,
-grey) it writes ``OUT_FOLDER/lite_<portrait>.png``, three rows:
+grey) it writes ``OUT_FOLDER/<prefix><portrait>.png`` (prefix ``lite_``), three rows:
 
 1. mouth moments, cropped around the mouth: the photo, an open vowel (AA/AE/AH), a rounded one
    (OW/UW/W), F/V, a closure (M/B/P) and a silence;
@@ -15,7 +15,7 @@ grey) it writes ``OUT_FOLDER/lite_<portrait>.png``, three rows:
 
 The speech is synthesized with the bundled Piper voice (its output varies a little from run to
 run), sentences separated by 0.6 s of silence, and aligned to its transcript; the frames come
-from ``LiteEngine.stream``. ``OUT_FOLDER/lite_gallery.json`` names each cell's frame and time.
+from ``LiteEngine.stream``. ``OUT_FOLDER/<prefix>gallery.json`` names each cell's frame and time.
 """
 
 from __future__ import annotations
@@ -178,6 +178,8 @@ def main() -> int:
     parser.add_argument("--example", type=Path, default=ROOT / "examples" / "astronaut.png")
     parser.add_argument("--cell", type=int, default=CELL, help="side of one cell in px (default %(default)s)")
     parser.add_argument("--palette", action="store_true", help="write 256-colour PNGs (smaller files)")
+    parser.add_argument("--prefix", default="lite_", help="file name prefix (default %(default)s; the docs' "
+                        "sheets: lite_before_, lite_after_)")
     args = parser.parse_args()
     if not 64 <= args.cell <= 512:
         print("error: --cell must be between 64 and 512", file=sys.stderr)
@@ -198,7 +200,7 @@ def main() -> int:
     indexes = []
     for name, photo in portraits.items():
         image, index = portrait_sheet(name, photo, wave, text)
-        path = args.out / f"lite_{name}.png"
+        path = args.out / f"{args.prefix}{name}.png"
         if args.palette:  # 256 colours: a third of the bytes, for sheets kept in the repository
             from PIL import Image
 
@@ -207,7 +209,7 @@ def main() -> int:
             save_image(path, image)
         indexes.append(index)
         print(f"{path}: {image.shape[1]}x{image.shape[0]}, {path.stat().st_size // 1024} KB", flush=True)
-    (args.out / "lite_gallery.json").write_text(json.dumps({"text": text, "sheets": indexes}, indent=1) + "\n")
+    (args.out / f"{args.prefix}gallery.json").write_text(json.dumps({"text": text, "sheets": indexes}, indent=1) + "\n")
     return 0
 
 

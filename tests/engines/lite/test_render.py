@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from genhuman.engines.lite.render import FrameWeights, Renderer
 from genhuman.face import landmark_indices as idx
 
 LOUD = FrameWeights(open=1.0, widen=0.5, press=0.3, teeth=1.0, blink=1.0, roll=2.0, shift_x=0.03,
                     shift_y=0.02)
+
+
+def field_at(basis, points: np.ndarray) -> np.ndarray:
+    local = np.round(points - [basis.x0, basis.y0]).astype(int)
+    return basis.data[local[:, 1], local[:, 0]]
+
+
+def pale_in_lips(image: np.ndarray, landmarks: np.ndarray) -> int:
+    """Nearly colourless pixels (teeth) inside the outer lip contour."""
+    from genhuman.eval.realism import polygon_mask
+
+    pixels = image[polygon_mask(landmarks[list(idx.LIPS_OUTER)], image.shape)].astype(int)
+    return int((np.ptp(pixels, axis=1) < 40).sum())
 
 
 def outside(renderer: Renderer) -> np.ndarray:
@@ -24,17 +38,92 @@ def box_of(points: np.ndarray, margin: float, shape) -> tuple[slice, slice]:
             slice(max(int(x0), 0), min(int(x1) + 1, shape[1])))
 
 
-def test_rest_frame_is_the_sealed_portrait_exactly(renderer):
+def test_rest_frame_is_the_photo_exactly(renderer, portrait):
     frame = renderer.render(FrameWeights())
-    assert frame.dtype == np.uint8 and frame.shape == renderer.base.shape
-    assert np.array_equal(frame, renderer.base)
+    assert frame.dtype == np.uint8 and frame.shape == portrait.shape
+    assert np.array_equal(frame, portrait)  # "keep": the smile and its teeth stay
 
 
-def test_the_sealed_portrait_differs_from_the_photo_only_at_the_mouth(renderer, portrait, landmarks):
+def test_neutral_closes_the_smile_and_changes_nothing_else(portrait, landmarks):
+    neutral = Renderer(portrait, landmarks, expression="neutral")
+    frame = neutral.render(FrameWeights())
     mouth = box_of(landmarks[list(idx.LIPS_OUTER)], 10, portrait.shape)
-    same = renderer.base.copy()
+    same = frame.copy()
     same[mouth] = portrait[mouth]
     assert np.array_equal(same, portrait)
+    # Teeth are nearly colourless, lips are not: the pale pixels inside the lips mostly go.
+    assert pale_in_lips(frame, landmarks) < 0.5 * pale_in_lips(portrait, landmarks)
+
+
+def test_a_bad_expression_is_refused(portrait, landmarks):
+    with pytest.raises(ValueError, match="expression"):
+        Renderer(portrait, landmarks, expression="smirk")
+
+
+def test_the_head_never_moves_pixels_outside_the_person(portrait, landmarks):
+    from genhuman.face import person_mask
+
+    from genhuman.engines.lite.deform import smoothstep
+
+    real = person_mask(portrait, landmarks)
+    assert real.min() == 0.0 and real.max() == 1.0
+    # A person edge through the side of the head (as a raised hand or a doorway would make):
+    cut = landmarks[:, 0].min() + 15.0
+    xs = np.arange(portrait.shape[1], dtype=np.float32)
+    person = np.broadcast_to(smoothstep((xs - cut) / 10.0), portrait.shape[:2]).astype(np.float32)
+    frame = Renderer(portrait, landmarks, person=person).render(LOUD)
+    outside_person = person == 0.0
+    assert np.array_equal(frame[outside_person], portrait[outside_person])
+    free = Renderer(portrait, landmarks).render(LOUD)  # without the mask the head drags it
+    assert not np.array_equal(free[outside_person], portrait[outside_person])
+
+
+def test_eyes_move_by_whole_pixels_and_keep_every_pixel(renderer, portrait, landmarks):
+    frame = renderer.render(FrameWeights(roll=1.3, shift_x=0.013, shift_y=-0.007))
+    for contour in (idx.RIGHT_EYE, idx.LEFT_EYE):
+        rows, cols = box_of(landmarks[list(contour)], 3, portrait.shape)
+        patch = portrait[rows, cols]
+        matches = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                   if np.array_equal(frame[rows.start + dy:rows.stop + dy, cols.start + dx:cols.stop + dx], patch)]
+        assert len(matches) == 1 and matches[0] != (0, 0)
+
+
+def test_a_grey_photo_gets_a_grey_mouth(portrait, landmarks):
+    import cv2
+
+    grey = np.repeat(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    for expression in ("keep", "neutral"):
+        frame = Renderer(grey, landmarks, expression=expression).render(FrameWeights(open=1.0, teeth=1.0))
+        assert np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2])
+
+
+def test_f_v_lifts_the_upper_lip_and_shows_teeth_on_the_lower(portrait, landmarks):
+    neutral = Renderer(portrait, landmarks, expression="neutral")
+    lift = neutral.mouth_bases["lift"]
+    upper, lower = field_at(lift, landmarks[[idx.UPPER_LIP_OUTER, idx.LOWER_LIP_OUTER]])
+    assert upper[1] > 0.01 * neutral.face_height and abs(lower[1]) < 1e-3  # the upper lip comes up
+    frame = neutral.render(FrameWeights(lift=1.0, teeth=1.0)).astype(np.float32)
+    rest = neutral.render(FrameWeights()).astype(np.float32)
+    width = float(np.ptp(landmarks[list(idx.LIPS_OUTER)][:, 0]))
+    assert pale_in_lips(frame, landmarks) > pale_in_lips(rest, landmarks) + width  # a row of teeth
+
+
+def test_rounded_lips_grow_about_their_centre(renderer, landmarks):
+    pout = renderer.mouth_bases["pout"]
+    corners = landmarks[[idx.MOUTH_CORNER_RIGHT, idx.MOUTH_CORNER_LEFT]]
+    right, left = field_at(pout, corners)
+    # Backward offsets towards the centre: the corners show lip from nearer the middle, so the lips look larger.
+    assert right[0] > 0.5 and left[0] < -0.5
+
+
+def test_state_round_trip_renders_the_same_frames(portrait, landmarks):
+    from genhuman.face import person_mask
+
+    for expression in ("keep", "neutral"):
+        original = Renderer(portrait, landmarks, expression=expression, person=person_mask(portrait, landmarks))
+        copy = Renderer.from_state(original.state())
+        assert copy.expression == expression
+        assert np.array_equal(copy.render(LOUD), original.render(LOUD))
 
 
 def test_pixels_outside_the_head_region_never_change(renderer, portrait):

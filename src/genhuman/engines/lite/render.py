@@ -132,10 +132,10 @@ class Renderer:
         cys = y0 + (np.arange(hc) + 0.5) * h / hc - 0.5
         cxs = x0 + (np.arange(wc) + 0.5) * w / wc - 0.5
         self.coarse = np.dstack(np.meshgrid(cxs, cys)).astype(np.float32)
-        weight = self._head_mask(xs, ys, shape)
-        if self.person is not None:
-            weight *= self.person[y0:y1, x0:x1]
-        self.head_weight = weight[..., None].astype(np.float32)
+        self.head_weight = self._head_mask(xs, ys, shape)[..., None].astype(np.float32)
+        # Every offset (head and face) fades out inside the person's edge: 0 outside it.
+        self.person_roi = (None if self.person is None
+                           else np.ascontiguousarray(self.person[y0:y1, x0:x1, None], np.float32))
         # Each eye moves by whole pixels (the head's motion at its centre, rounded): resampled
         # at integer positions, it keeps every pixel of the photo. The difference from the
         # smooth motion (under a pixel) fades out around it.
@@ -276,6 +276,10 @@ class Renderer:
                                inner[..., 1] - np.float32(self.seal.y0), cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             inner += np.float32(min(seal, 1.0)) * sealed
+        if self.person_roi is not None:
+            source -= self.grid
+            source *= self.person_roi
+            source += self.grid
         return source
 
     def _head_forward(self, points: np.ndarray, weights: FrameWeights) -> np.ndarray:
