@@ -180,7 +180,7 @@ def test_frame_weights_map_the_mouth_track():
     # "keep" (the default): the photo's own mouth at rest, nothing pressed or sealed.
     assert rest.open == 0.0 and rest.press == 0.0 and rest.seal == 0.0 and rest.lift == 0.0
     assert mid.open == pytest.approx(0.5 ** lite.OPENING_GAMMA) and mid.widen == 1.0 and mid.press == 1.0
-    assert mid.seal == pytest.approx(1.0 - mid.open)  # pressed lips close the photo's parted lips
+    assert mid.seal == pytest.approx(lite.KEEP_SEAL * (1.0 - mid.open))  # pressed lips close parted ones
     rest_press = lite.REST_LIP_PRESS
     assert wide.open == 1.0 and wide.press == pytest.approx((0.2 - rest_press) / (1 - rest_press))
     assert wide.round == pytest.approx(lite.ROUND_SHARE) and wide.pout == 1.0

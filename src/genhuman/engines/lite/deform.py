@@ -37,7 +37,7 @@ SUBNASALE = 2  # where the nose meets the upper lip
 
 # Largest motions at weight 1, as fractions of the face height (forehead to chin) or
 # the mouth width; chosen by eye so that full weight still looks like a human face.
-JAW_OPEN = 0.13  # face heights the lower lip drops at full opening
+JAW_OPEN = 0.15  # face heights the lower lip drops at full opening
 UPPER_LIP_LIFT = 0.12  # share of the opening taken by the upper lip moving up
 WIDEN = 0.10  # mouth widths each corner moves out
 ROUND = 0.14  # mouth widths each corner moves in
@@ -253,20 +253,13 @@ def _jaw_box(frame: FaceFrame, geo: MouthGeometry, landmarks: np.ndarray, shape)
     return region_box(center, half[0], half[1], shape)
 
 
-def jaw_drop(geo: MouthGeometry) -> float:
-    """Pixels the lower lip drops at full opening. Lips parted in the photo are partly open
-    already: the jaw drops less beyond them."""
-    parted = float(geo.line(np.zeros(1))[0] - geo.top_line(np.zeros(1))[0])
-    return max(JAW_OPEN * geo.face_height - 0.5 * parted, 0.6 * JAW_OPEN * geo.face_height)
-
-
 def jaw_open_basis(frame: FaceFrame, geo: MouthGeometry, landmarks: np.ndarray, shape) -> Basis:
     """Lower lip, chin, jaw and lower cheeks drop together; the upper lip lifts a little."""
     box = _jaw_box(frame, geo, landmarks, shape)
     u, v = frame.grid(*box)
     fh = geo.face_height
     # Lips parted in the photo are partly open already: the jaw drops less beyond them.
-    drop = jaw_drop(geo)
+    drop = JAW_OPEN * fh
     below = v - geo.line(u)
     profile = geo.opening_profile(u)
     # Near the lip line the drop follows the opening profile (lens-shaped mouth); a lip

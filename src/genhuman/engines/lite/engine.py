@@ -45,6 +45,7 @@ ROUND_SHARE = 0.7  # roundness adds to the inward pull of a negative width; keep
 # Lips that were parted in the photo and sealed by the warp still read as slightly apart;
 # a little press while the mouth is shut makes them read as closed.
 CLOSED_PRESS = 0.6
+KEEP_SEAL = 0.5  # how far m / b / p close lips that are parted in the photo ("keep")
 
 
 def labiodental(teeth: float, lip_press: float) -> float:
@@ -71,7 +72,9 @@ def mouth_weights(opening: float, width: float, roundness: float, lip_press: flo
     teeth = float(np.clip(teeth, 0.0, 1.0))
     if expression == "keep":
         press = float(np.clip((press - REST_LIP_PRESS) / (1.0 - REST_LIP_PRESS), 0.0, 1.0))
-        seal = press * (1.0 - opening)
+        # Closures bring the photo's parted lips together (not quite: a full seal reads, to the
+        # face mesh, as more closed than the smile at rest, and would make the rest look open).
+        seal = KEEP_SEAL * press * (1.0 - opening)
     else:
         press = press + (1.0 - press) * CLOSED_PRESS * (1.0 - opening)
         seal = 0.0

@@ -102,7 +102,7 @@ def mouth_colors(image: np.ndarray, landmarks: np.ndarray) -> MouthColors:
         lab = _lab(skin)
         teeth = _rgb(np.array([lab[0] + 0.55 * (97.0 - lab[0]), 0.25 * lab[1], 0.25 * lab[2]], np.float32))
     return MouthColors(lip=lip, skin=skin, face_height=face_height, teeth=teeth.astype(np.float32),
-                       cavity=_shade(lip, 0.28, 0.75), tongue=_shade(lip, 0.72, 0.9), photo_teeth=photo_teeth)
+                       cavity=_shade(lip, 0.2, 0.9), tongue=_shade(lip, 0.62, 1.0), photo_teeth=photo_teeth)
 
 
 def _tooth_seams(xs: np.ndarray, half: float) -> np.ndarray:
@@ -164,9 +164,10 @@ def paint_mouth_interior(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray
     band = np.minimum(0.45 * gap, 0.07 * fh) * (0.8 + 0.2 * across) * show
     band = band + (gap + soft - band) * fv
     upper_alpha = _ramp(y_up + band - ys, soft) * np.clip(band / soft, 0, 1)
-    # A faint lower-teeth edge on wide openings.
-    lower_band = float(np.clip(teeth, 0.0, 1.0)) * np.clip(0.18 * (gap - 0.04 * fh), 0.0, 0.02 * fh)
-    lower_alpha = 0.6 * _ramp(ys - (y_lo - lower_band), soft) * np.clip(lower_band / soft, 0, 1)
+    # The lower teeth's edges above the lower lip on wide openings, in the middle of the arch.
+    lower_band = (float(np.clip(teeth, 0.0, 1.0)) * np.clip(0.25 * (gap - 0.03 * fh), 0.0, 0.03 * fh)
+                  * across ** 0.5)
+    lower_alpha = 0.7 * _ramp(ys - (y_lo - lower_band), soft) * np.clip(lower_band / soft, 0, 1)
     within = np.clip((ys - y_up) / np.maximum(band, 1.0), 0.0, 1.0)  # 0 at the lip, 1 at the tooth edge
     tooth_light = ((0.75 + 0.25 * across) * (0.78 + 0.22 * np.sqrt(within)) * _tooth_seams(xs, half))
     tooth = colors.teeth[None, None, :] * tooth_light[..., None]
