@@ -14,9 +14,15 @@ from typing import Optional
 import numpy as np
 
 BLINK_INTERVAL = (2.0, 6.0)  # seconds between blinks
-BLINK_DURATION = (0.15, 0.25)  # seconds, closed-to-open included
+BLINK_DURATION = (0.24, 0.28)  # seconds the lid moves, open to open
+# The shape over a blink's duration: a fast close, a short hold fully closed, a slower
+# reopening. The face mesh reads the eye as closed (eye-aspect ratio under 0.8 x open) from
+# a lid weight of about 0.15-0.2, i.e. for about 0.75 of the duration: 180-220 ms, 4-6 frames
+# at 25 fps, while the lid moves for at most 280 ms.
+BLINK_CLOSE = 0.32  # share of the duration
+BLINK_HOLD = 0.12
 # Blinks per minute the defaults give on average: one blink and one gap per cycle.
-NATURAL_BLINK_RATE = 60.0 / (sum(BLINK_DURATION) / 2 + sum(BLINK_INTERVAL) / 2)  # about 14.3
+NATURAL_BLINK_RATE = 60.0 / (sum(BLINK_DURATION) / 2 + sum(BLINK_INTERVAL) / 2)  # about 14.1
 HEAD_ROTATION = 1.2  # degrees, typical swing
 HEAD_SHIFT = 0.018  # face heights, typical drift
 NOD = 0.012  # face heights the head dips on loud syllables
@@ -31,18 +37,25 @@ class HeadMotion:
     shift_y: np.ndarray
 
 
+def blink_shape(phase: np.ndarray | float) -> np.ndarray:
+    """Lid weight 0 (open) .. 1 (closed) at ``phase`` (0 .. 1 over the blink; 0 outside):
+    eased close over BLINK_CLOSE, held closed for BLINK_HOLD, eased reopening over the rest."""
+    phase = np.asarray(phase, np.float64)
+    reopen = 1.0 - BLINK_CLOSE - BLINK_HOLD
+    closing = np.clip(phase / BLINK_CLOSE, 0.0, 1.0)
+    opening = np.clip((1.0 - phase) / reopen, 0.0, 1.0)
+    shape = np.minimum(closing, opening) * ((phase >= 0.0) & (phase <= 1.0))
+    return np.sin(shape * (np.pi / 2.0)) ** 2
+
+
 def blink_weights(frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
-    """0 (open) .. 1 (closed) per frame: a fast close and a slower reopening."""
+    """0 (open) .. 1 (closed) per frame (:func:`blink_shape` for each blink)."""
     weights = np.zeros(frames, np.float32)
     times = np.arange(frames) / fps
     t = rng.uniform(0.5, BLINK_INTERVAL[0])  # the first blink comes early
     while t < frames / fps:
         duration = rng.uniform(*BLINK_DURATION)
-        phase = (times - t) / duration
-        closing = np.clip(phase / 0.4, 0.0, 1.0)
-        opening = np.clip((1.0 - phase) / 0.6, 0.0, 1.0)
-        shape = np.where(phase < 0.4, closing, opening) * ((phase >= 0) & (phase <= 1))
-        weights = np.maximum(weights, np.sin(shape * np.pi / 2.0) ** 2)
+        weights = np.maximum(weights, blink_shape((times - t) / duration))
         t += duration + rng.uniform(*BLINK_INTERVAL)
     return weights
 
@@ -166,10 +179,7 @@ class MotionStream:
             self._next_blink += duration + gap
         weight = 0.0
         for start, duration in self._blinks:
-            phase = (t - start) / duration
-            if 0.0 <= phase <= 1.0:
-                shape = min(phase / 0.4, 1.0) if phase < 0.4 else max(min((1.0 - phase) / 0.6, 1.0), 0.0)
-                weight = max(weight, math.sin(shape * math.pi / 2.0) ** 2)
+            weight = max(weight, float(blink_shape((t - start) / duration)))
         self._blinks = [b for b in self._blinks if b[0] + b[1] >= t]
         return weight
 
