@@ -273,10 +273,11 @@ def realism_table(results: dict[str, dict], render_fps: float) -> list[str]:
         return ", ".join(f"{v:.0f}" for v in values) or "none"
 
     row("blink durations (ms): frames with any lid weight / with the lid half closed or more (motion track)",
-        [f"{ms(results[n]['blinks_ms'])} / {ms(results[n]['blinks_half_closed_ms'])}" for n in names], "150-250")
+        [f"{ms(results[n]['blinks_ms'])} / {ms(results[n]['blinks_half_closed_ms'])}" for n in names],
+        "(the lid moves 240-280)")
     row("blinks the face mesh sees on the frames (eye-aspect ratio < 0.8 x open, ms); deepest ratio / open",
         [f"{ms(results[n]['blinks_seen_ms'])}; " + ", ".join(f"{v:.2f}" for v in results[n]["blink_deepest_ratio"])
-         for n in names], "")
+         for n in names], "150-250")
     row("deepest blink frames: share of the eye pixels above the sclera median / above its 99th pct",
         [", ".join(f"{a:.1%}/{b:.1%}" for a, b in zip(results[n]["blink_above_sclera"],
                                                       results[n]["blink_above_sclera_p99"])) or "n/a"

@@ -33,10 +33,10 @@ def test_mouth_bases_are_zero_at_stable_points(renderer, landmarks):
         assert np.abs(field_at(basis, anchors)).max() < 0.05, name
 
 
-def test_blink_bases_leave_mouth_nose_and_brows_alone(renderer, landmarks):
+def test_closed_lids_leave_mouth_nose_and_brows_alone(renderer, landmarks):
     anchors = landmarks[list(idx.LIPS_OUTER) + [idx.NOSE_TIP] + list(idx.RIGHT_EYEBROW[5:])
                         + list(idx.LEFT_EYEBROW[5:])]
-    for basis in renderer.blink_bases:
+    for basis in renderer.eyelids.fields(1.0):
         assert np.abs(field_at(basis, anchors)).max() < 1e-3
 
 

@@ -187,3 +187,19 @@ def test_small_portrait_renders(portrait, landmarks):
     small = cv2.resize(portrait, (128, 128), interpolation=cv2.INTER_AREA)
     frame = Renderer(small, landmarks / 4.0).render(LOUD)
     assert frame.shape == (128, 128, 3)
+
+
+def test_a_closed_lid_under_head_motion_shows_no_eye_white(renderer, portrait, landmarks):
+    from genhuman.eval.realism import eyes_mask, sclera_level
+
+    moved = FrameWeights(blink=1.0, roll=1.1, shift_x=0.011, shift_y=0.006)  # sub-pixel head motion
+    frame = renderer.render(moved)
+    # The eye moved by whole pixels: find by how much, then look inside the moved eye contour.
+    rows, cols = box_of(landmarks[list(idx.RIGHT_EYE) + list(idx.LEFT_EYE)], 12, portrait.shape)
+    still = renderer.render(FrameWeights(blink=1.0))
+    shift = min(((dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)),
+                key=lambda d: np.abs(frame[rows.start + d[0]:rows.stop + d[0], cols.start + d[1]:cols.stop + d[1]]
+                                     .astype(int) - still[rows, cols]).mean())
+    eyes = np.roll(eyes_mask(landmarks, portrait.shape), shift, axis=(0, 1))
+    grey = frame.astype(np.float32).mean(2)
+    assert (grey[eyes] > sclera_level(portrait, landmarks, 99.0)).sum() == 0

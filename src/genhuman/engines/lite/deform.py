@@ -340,30 +340,3 @@ def pout_basis(frame: FaceFrame, geo: MouthGeometry, shape) -> Basis:
     # below 1, so the map never folds.
     return Basis(box[0], box[2], frame.to_image((-POUT * du * fade).astype(np.float32),
                                                 (-POUT * dv * fade).astype(np.float32)))
-
-
-def blink_basis(frame: FaceFrame, landmarks: np.ndarray, shape) -> list[Basis]:
-    """Per eye: the upper lid slides down onto the lower lid at weight 1."""
-    bases = []
-    for upper_ids, lower_ids, brow_ids in EYES:
-        uu, uv = frame.to_face(landmarks[upper_ids])
-        lu, lv = frame.to_face(landmarks[lower_ids])
-        _, bv = frame.to_face(landmarks[brow_ids])
-        width = float(uu.max() - uu.min())
-        center = landmarks[upper_ids + lower_ids].mean(0)
-        box = region_box(center, 0.75 * width, 0.9 * width, shape)
-        u, v = frame.grid(*box)
-        ou, ol = np.argsort(uu), np.argsort(lu)
-        v_up = np.interp(u, uu[ou], uv[ou])
-        # The visible lower lid edge sits a little below the mesh points: close past them.
-        v_low = np.interp(u, lu[ol], lv[ol]) + 0.15 * float(np.max(lv - uv))
-        height = np.maximum(v_low - v_up, 0.0)
-        # The lid skin between the crease and the lid margin stretches down over the eye;
-        # above the crease (brow included) nothing moves. The stretch never folds.
-        crease = v_up - max(0.6 * float(height.max()), 0.35 * float(np.mean(uv) - np.mean(bv)), 1.0)
-        stretch = np.clip((v - crease) / np.maximum(v_low - crease, 1e-3), 0.0, 1.0)
-        inside_span = (u >= min(uu.min(), lu.min())) & (u <= max(uu.max(), lu.max()))
-        dv = -height * stretch * np.clip(v_low - v + 0.5, 0.0, 1.0) * inside_span
-        dv = cv2.GaussianBlur(dv.astype(np.float32), (0, 0), 0.6)  # soften the lid ends
-        bases.append(Basis(box[0], box[2], frame.to_image(np.zeros_like(dv), dv)))
-    return bases

@@ -19,10 +19,11 @@ from typing import Optional
 from genhuman.request import EXPRESSIONS  # the photo's own mouth at rest, or lips closed
 
 from genhuman.engines.lite.deform import (
-    CHIN, EYES, FACE_OVAL, Basis, blink_basis, face_frame,
+    CHIN, EYES, FACE_OVAL, Basis, face_frame,
     jaw_open_basis, lift_basis, mouth_geometry, pout_basis, press_basis, region_box, round_basis, seal_field,
     sealed_landmarks, smoothstep, widen_basis,
 )
+from genhuman.engines.lite.eyelids import EyeLids
 from genhuman.engines.lite.mouth_interior import MouthColors, mouth_colors, paint_mouth_interior
 
 INTERPOLATION = cv2.INTER_CUBIC
@@ -89,7 +90,7 @@ class Renderer:
             "lift": lift_basis(frame, geo, shape),
             "pout": pout_basis(frame, geo, shape),
         }
-        self.blink_bases = blink_basis(frame, lm, shape)
+        self.eyelids = EyeLids(frame, lm, shape)
         fh = geo.face_height
         self.head_center = lm[FACE_OVAL].mean(0)
         self.head_axes = np.array([0.75 * fh, 0.95 * fh])
@@ -119,9 +120,9 @@ class Renderer:
         # Head region: an ellipse over face and hair that moves rigidly, feathered out to
         # nothing inside the region box (r = 1.5 < 1.6).
         y0, y1, x0, x1 = region_box(self.head_center, 1.6 * self.head_axes[0], 1.6 * self.head_axes[1], shape)
-        bases = [*self.mouth_bases.values(), *self.blink_bases]
-        for b in bases:
-            y0, y1, x0, x1 = min(y0, b.y0), max(y1, b.y1), min(x0, b.x0), max(x1, b.x1)
+        boxes = [(b.y0, b.y1, b.x0, b.x1) for b in self.mouth_bases.values()] + list(self.eyelids.boxes)
+        for by0, by1, bx0, bx1 in boxes:
+            y0, y1, x0, x1 = min(y0, by0), max(y1, by1), min(x0, bx0), max(x1, bx1)
         self.roi = (y0, y1, x0, x1)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.grid = np.dstack([xs, ys])
@@ -153,8 +154,8 @@ class Renderer:
             self.eye_snaps.append(((slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0)), snap[..., None]))
         # The face deformation lives in a smaller box; the margin covers the head motion.
         margin = int(np.ceil(0.15 * self.face_height))
-        self.face_box = (max(min(b.y0 for b in bases) - margin, y0), min(max(b.y1 for b in bases) + margin, y1),
-                         max(min(b.x0 for b in bases) - margin, x0), min(max(b.x1 for b in bases) + margin, x1))
+        self.face_box = (max(min(b[0] for b in boxes) - margin, y0), min(max(b[1] for b in boxes) + margin, y1),
+                         max(min(b[2] for b in boxes) - margin, x0), min(max(b[3] for b in boxes) + margin, x1))
         fy0, fy1, fx0, fx1 = self.face_box
         self.field = np.zeros((fy1 - fy0, fx1 - fx0, 2), np.float32)
         ends = np.minimum(np.arange(LIP_SAMPLES), np.arange(LIP_SAMPLES)[::-1]) / (0.12 * (LIP_SAMPLES - 1))
@@ -170,7 +171,8 @@ class Renderer:
                "colors": self.colors.array(), "eye_centers": self.eye_centers, "eye_widths": self.eye_widths}
         if self.person is not None:
             out["person"] = self.person
-        named = [*self.mouth_bases.items(), *((f"blink{i}", b) for i, b in enumerate(self.blink_bases))]
+        out.update({f"eyelids_{k}": v for k, v in self.eyelids.state().items()})
+        named = list(self.mouth_bases.items())
         if self.seal is not None:
             named.append(("seal", self.seal))
         for name, basis in named:
@@ -192,9 +194,8 @@ class Renderer:
         self.face_height, self.probe, self.neutral = face_height, probe, neutral
         self.mouth_bases = {name: basis(name) for name in MOUTH_BASES}
         self.seal = basis("seal") if "basis_seal" in arrays else None
-        blinks = sorted((k for k in arrays if k.startswith("basis_blink") and not k.endswith("_at")),
-                        key=lambda k: int(k[len("basis_blink"):]))
-        self.blink_bases = [basis(k[len("basis_"):]) for k in blinks]
+        prefix = "eyelids_"
+        self.eyelids = EyeLids.from_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         self.colors = MouthColors.from_array(np.asarray(arrays["colors"]), color_height, photo_teeth)
         self.head_center = np.asarray(arrays["head_center"])
         self.head_axes = np.asarray(arrays["head_axes"])
@@ -252,8 +253,8 @@ class Renderer:
                  "press": weights.press, "lift": weights.lift, "pout": weights.pout}
         for name, basis in self.mouth_bases.items():
             self._add(basis, mouth[name])
-        for basis in self.blink_bases:
-            self._add(basis, weights.blink)
+        for basis in self.eyelids.fields(weights.blink):  # not linear in the weight: the lid edge moves
+            self._add(basis, 1.0)
 
     def backward_map(self, weights: FrameWeights) -> np.ndarray:
         """Absolute photo coordinates (h, w, 2) for every pixel of the head region."""
