@@ -61,7 +61,7 @@ def render_speed(frames: int) -> dict:
     from genhuman.engines.lite.engine import frame_weights
     from genhuman.engines.lite.motion import blink_weights, head_motion
     from genhuman.engines.lite.render import Renderer
-    from genhuman.face import face_landmarks
+    from genhuman.face import face_landmarks, person_mask
     from genhuman.media import VideoWriter, load_audio, load_image
     from genhuman.speech import mouth_track
 
@@ -70,7 +70,7 @@ def render_speed(frames: int) -> dict:
     track = mouth_track(wave, 25, text=(EXAMPLES / "speech.txt").read_text())
     landmarks = face_landmarks(image).landmarks
     started = time.perf_counter()
-    renderer = Renderer(image, landmarks)
+    renderer = Renderer(image, landmarks, person=person_mask(image, landmarks))  # as LiteEngine builds it
     setup = time.perf_counter() - started
     rng = np.random.default_rng(0)
     blinks, head = blink_weights(track.n_frames, 25, rng), head_motion(track.loudness, 25, rng)
@@ -140,7 +140,7 @@ def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path)
     from genhuman.engines.lite.motion import MotionStream
     from genhuman.engines.output import audio_chunks
     from genhuman.eval import realism
-    from genhuman.eval.lipsync import silence_mask
+    from genhuman.eval.lipsync import measure_lipsync, silence_mask
     from genhuman.eval.tracks import loudness_track
     from genhuman.face import FaceTracker, face_landmarks
     from genhuman.media import VideoWriter, iter_video_frames
@@ -200,7 +200,11 @@ def realism_scores(photo: np.ndarray, wave: np.ndarray, text: str, folder: Path)
         worst, median = realism.worst_and_median(values)
         return {"worst": worst, "median": median, "frames": len(values)}
 
+    sync = measure_lipsync(video)
     return {
+        "lipsync": {"correlation": sync.correlation, "best_lag": sync.best_lag,
+                    "best_correlation": sync.best_correlation, "closed_in_silence": sync.closed_in_silence,
+                    "closed_silence_frames": sync.closed_silence_frames, "silence_frames": sync.silence_frames},
         "size": f"{photo.shape[1]}x{photo.shape[0]}", "frames": n, "rest_frames": int(rest.sum()),
         "background_px": int(ref.background.sum()),
         "background_rendered": stats(pick(rendered, "background_psnr")),
@@ -259,6 +263,14 @@ def realism_table(results: dict[str, dict], render_fps: float) -> list[str]:
              "teeth_rigid_rest", 1, "(reference)"),
             ("calibration, the same: eye sharpness", "sharpness_rigid_rest", 3, "(reference)")]
     lines = ["| figure | " + " | ".join(names) + " | target |", "|---|" + "---|" * len(names) + "---|"]
+
+    def sync(n: str) -> str:
+        ls = results[n]["lipsync"]
+        return (f"r {ls['correlation']:.3f} at lag 0, best {ls['best_correlation']:.3f} at {ls['best_lag']:+d}; "
+                f"{ls['closed_in_silence']:.0%} ({ls['closed_silence_frames']}/{ls['silence_frames']})")
+
+    lines.append("| lip sync through the MP4 (genhuman eval lipsync): correlation; closed in silence | "
+                 + " | ".join(sync(n) for n in names) + " | r >= 0.6 at lag within 1; >= 95% |")
     for label, key, digits, target in rows:
         lines.append(f"| {label} | " + " | ".join(_fmt(results[n][key], digits) for n in names) + f" | {target} |")
 

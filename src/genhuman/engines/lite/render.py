@@ -112,6 +112,10 @@ class Renderer:
         self.eye_centers = np.stack([landmarks[upper + lower].mean(0) for upper, lower, _ in EYES])
         self.eye_widths = np.array([float(np.ptp(landmarks[upper][:, 0])) for upper, _, _ in EYES])
         self.person = None if person is None else np.asarray(person, np.float32)
+        if self.person is not None:
+            # The face moves only inside the person too (the jaw's fade reaches past the face oval).
+            for b in [*self.mouth_bases.values(), *([self.seal] if self.seal is not None else [])]:
+                b.data *= self.person[b.y0:b.y1, b.x0:b.x1, None]
         self._derive()
 
     def _derive(self) -> None:
@@ -133,10 +137,12 @@ class Renderer:
         cys = y0 + (np.arange(hc) + 0.5) * h / hc - 0.5
         cxs = x0 + (np.arange(wc) + 0.5) * w / wc - 0.5
         self.coarse = np.dstack(np.meshgrid(cxs, cys)).astype(np.float32)
-        self.head_weight = self._head_mask(xs, ys, shape)[..., None].astype(np.float32)
-        # Every offset (head and face) fades out inside the person's edge: 0 outside it.
-        self.person_roi = (None if self.person is None
-                           else np.ascontiguousarray(self.person[y0:y1, x0:x1, None], np.float32))
+        # Every offset fades out inside the person's edge, 0 outside it: the head's here, the
+        # face's in its bases (a point outside the person does not move, so it samples them there).
+        weight = self._head_mask(xs, ys, shape)
+        if self.person is not None:
+            weight *= self.person[y0:y1, x0:x1]
+        self.head_weight = weight[..., None].astype(np.float32)
         # Each eye moves by whole pixels (the head's motion at its centre, rounded): resampled
         # at integer positions, it keeps every pixel of the photo. The difference from the
         # smooth motion (under a pixel) fades out around it.
@@ -151,13 +157,19 @@ class Renderer:
             gy, gx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
             distance = np.maximum(np.abs(gx - center[0]), np.abs(gy - center[1]))  # a square around the eye
             snap = (1.0 - smoothstep((distance - inner) / (EYE_SNAP_FADE * width))).astype(np.float32)
-            self.eye_snaps.append(((slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0)), snap[..., None]))
+            rows, cols = slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0)
+            # Fading with the head's weight: nothing outside the person moves, whole pixels or not.
+            self.eye_snaps.append(((rows, cols), snap[..., None] * self.head_weight[rows, cols]))
+        # Lids the person's edge runs through (an eye at the picture's edge, a hand) fade with it.
+        self.lid_person = [None if self.person is None or self.person[ly0:ly1, lx0:lx1].min() >= 1.0
+                           else self.person[ly0:ly1, lx0:lx1, None] for ly0, ly1, lx0, lx1 in self.eyelids.boxes]
         # The face deformation lives in a smaller box; the margin covers the head motion.
         margin = int(np.ceil(0.15 * self.face_height))
         self.face_box = (max(min(b[0] for b in boxes) - margin, y0), min(max(b[1] for b in boxes) + margin, y1),
                          max(min(b[2] for b in boxes) - margin, x0), min(max(b[3] for b in boxes) + margin, x1))
         fy0, fy1, fx0, fx1 = self.face_box
         self.field = np.zeros((fy1 - fy0, fx1 - fx0, 2), np.float32)
+        self.active = (0, 0, 0, 0)  # the part of the field that is not zero, in its own pixels
         ends = np.minimum(np.arange(LIP_SAMPLES), np.arange(LIP_SAMPLES)[::-1]) / (0.12 * (LIP_SAMPLES - 1))
         self.corner_taper = np.sqrt(np.clip(ends, 0.0, 1.0))[:, None]
 
@@ -223,8 +235,11 @@ class Renderer:
         if weight != 0.0:
             fy0, _, fx0, _ = self.face_box
             h, w = basis.data.shape[:2]
-            self.field[basis.y0 - fy0:basis.y0 - fy0 + h, basis.x0 - fx0:basis.x0 - fx0 + w] += (
-                np.float32(weight) * basis.data)
+            top, left = basis.y0 - fy0, basis.x0 - fx0
+            self.field[top:top + h, left:left + w] += np.float32(weight) * basis.data
+            a = self.active
+            self.active = ((top, top + h, left, left + w) if a[0] == a[1]
+                           else (min(a[0], top), max(a[1], top + h), min(a[2], left), max(a[3], left + w)))
 
     def _head_offset(self, weights: FrameWeights) -> np.ndarray | None:
         """Backward offset of the head motion over the region, or None when still."""
@@ -248,12 +263,16 @@ class Renderer:
         return offset
 
     def _mouth_field(self, weights: FrameWeights) -> None:
-        self.field.fill(0.0)
+        y0, y1, x0, x1 = self.active
+        self.field[y0:y1, x0:x1] = 0.0
+        self.active = (0, 0, 0, 0)
         mouth = {"open": weights.open, "widen": weights.widen, "round": weights.round,
                  "press": weights.press, "lift": weights.lift, "pout": weights.pout}
         for name, basis in self.mouth_bases.items():
             self._add(basis, mouth[name])
-        for basis in self.eyelids.fields(weights.blink):  # not linear in the weight: the lid edge moves
+        for basis, person in zip(self.eyelids.fields(weights.blink), self.lid_person):
+            if person is not None:  # (the lids are not linear in the weight: the edge moves)
+                basis = Basis(basis.y0, basis.x0, basis.data * person)
             self._add(basis, 1.0)
 
     def backward_map(self, weights: FrameWeights) -> np.ndarray:
@@ -264,23 +283,30 @@ class Renderer:
         y0, _, x0, _ = self.roi
         fy0, fy1, fx0, fx1 = self.face_box
         inner = source[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
-        if head is None:
-            inner += self.field
-        else:
-            # Compose: the head moves first, the face deforms in the head's own coordinates.
-            inner += cv2.remap(self.field, inner[..., 0] - np.float32(fx0), inner[..., 1] - np.float32(fy0),
-                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        ay0, ay1, ax0, ax1 = self.active
+        if ay1 > ay0 and head is None:
+            inner[ay0:ay1, ax0:ax1] += self.field[ay0:ay1, ax0:ax1]
+        elif ay1 > ay0 and head is not None:
+            # Compose: the head moves first, the face deforms in the head's own coordinates. Only
+            # pixels that the head brings onto the non-zero field need it.
+            reach = int(np.ceil(np.abs(head).max())) + 2
+            rows = slice(max(ay0 - reach, 0), min(ay1 + reach, fy1 - fy0))
+            cols = slice(max(ax0 - reach, 0), min(ax1 + reach, fx1 - fx0))
+            part = inner[rows, cols]
+            part += cv2.remap(self.field, part[..., 0] - np.float32(fx0), part[..., 1] - np.float32(fy0),
+                              cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         seal = max(weights.seal, 1.0 if self.neutral else 0.0)
         if self.seal is not None and seal > 0.0:
             # Then the photo's own parted lips close (in photo coordinates): one map, one resampling.
-            sealed = cv2.remap(self.seal.data, inner[..., 0] - np.float32(self.seal.x0),
-                               inner[..., 1] - np.float32(self.seal.y0), cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            inner += np.float32(min(seal, 1.0)) * sealed
-        if self.person_roi is not None:
-            source -= self.grid
-            source *= self.person_roi
-            source += self.grid
+            # Pixels whose source can reach the seal's box: within the largest offset of it.
+            reach = int(np.ceil(np.abs(source - self.grid).max())) + 2 if head is not None or ay1 > ay0 else 2
+            sb = self.seal
+            rows = slice(max(sb.y0 - reach - fy0, 0), max(min(sb.y1 + reach - fy0, fy1 - fy0), 0))
+            cols = slice(max(sb.x0 - reach - fx0, 0), max(min(sb.x1 + reach - fx0, fx1 - fx0), 0))
+            part = inner[rows, cols]
+            sealed = cv2.remap(sb.data, part[..., 0] - np.float32(sb.x0), part[..., 1] - np.float32(sb.y0),
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            part += np.float32(min(seal, 1.0)) * sealed
         return source
 
     def _head_forward(self, points: np.ndarray, weights: FrameWeights) -> np.ndarray:
