@@ -115,9 +115,11 @@ def _blank_png() -> bytes:
 
 def test_lite_controls_are_form_fields(tmp_path, fake_engine, small_portrait, short_speech):
     with make_client(tmp_path, workers=False) as client:
-        r = submit(client, small_portrait, short_speech, head_motion="0", blink_rate="30", mouth_scale="1.5")
+        r = submit(client, small_portrait, short_speech, head_motion="0", blink_rate="30", mouth_scale="1.5",
+                   expression="neutral")
         assert r.status_code == 202, r.text
-        assert r.json()["options"] == {"head_motion": 0.0, "blink_rate": 30.0, "mouth_scale": 1.5, "max_size": 1024}
+        assert r.json()["options"] == {"head_motion": 0.0, "blink_rate": 30.0, "mouth_scale": 1.5,
+                                       "expression": "neutral", "max_size": 1024}
 
 
 @pytest.mark.parametrize("fields, files, status, message", [
@@ -138,6 +140,8 @@ def test_lite_controls_are_form_fields(tmp_path, fake_engine, small_portrait, sh
     ({"blink_rate": "-1"}, {"image": "portrait", "audio": "speech"}, 400,
      "blink rate must be between 0.0 and 60.0, got -1.0"),
     ({"mouth_scale": "big"}, {"image": "portrait", "audio": "speech"}, 400, "mouth scale must be a number, got 'big'"),
+    ({"expression": "smirk"}, {"image": "portrait", "audio": "speech"}, 400,
+     "expression must be one of: keep, neutral, got 'smirk'"),
     ({"steps": "-3"}, {"image": "portrait", "audio": "speech"}, 400, "steps must be between 1 and 200, got -3"),
     ({"cfg": "abc"}, {"image": "portrait", "audio": "speech"}, 400, "cfg must be a number, got 'abc'"),
     ({"cfg": "nan"}, {"image": "portrait", "audio": "speech"}, 400, "cfg must be a finite number, got nan"),

@@ -147,9 +147,10 @@ def test_a_still_head_leaves_the_picture_above_the_eyes_as_the_photo(avatar, por
 
 
 def test_the_controls_are_lite_options():
-    request = AnimateRequest(head_motion=0.5, blink_rate=20.0, mouth_scale=1.2)
+    request = AnimateRequest(head_motion=0.5, blink_rate=20.0, mouth_scale=1.2, expression="neutral")
     assert warn_unused(request, "lite") == []
-    assert warn_unused(request, "echomimic") == ["head_motion", "blink_rate", "mouth_scale"]
+    assert warn_unused(request, "echomimic") == ["head_motion", "blink_rate", "mouth_scale", "expression"]
+    assert AnimateRequest().expression == "keep"
     assert AnimateRequest().explicit() == {}  # the defaults are not "set"
     with pytest.raises(InputError, match=r"^head motion must be between 0.0 and 2.0, got -0.5$"):
         AnimateRequest(head_motion=-0.5)
@@ -161,6 +162,7 @@ def test_the_controls_are_lite_options():
     ("--blink-rate", "-1", "--blink-rate: blink rate must be between 0.0 and 60.0, got -1.0"),
     ("--mouth-scale", "0.4", "--mouth-scale: mouth scale must be between 0.5 and 1.5, got 0.4"),
     ("--mouth-scale", "wide", "--mouth-scale: mouth scale must be a number, got 'wide'"),
+    ("--expression", "smirk", "argument --expression: invalid choice: 'smirk' (choose from 'keep', 'neutral')"),
 ])
 def test_cli_refuses_out_of_range_controls(flag, value, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -183,3 +185,23 @@ def test_cli_passes_the_controls_and_keeps_the_defaults():
     assert (request.head_motion, request.blink_rate, request.mouth_scale) == (0.0, 30.0, 1.0)
     request, _ = animate.request_from_args(parser.parse_args(["animate", "a.png", "b.wav", "-o", "x.mp4"]))
     assert request == AnimateRequest()
+    args = parser.parse_args(["animate", "a.png", "b.wav", "-o", "x.mp4", "--expression", "neutral"])
+    assert animate.request_from_args(args)[0].expression == "neutral"
+
+
+def test_the_expression_reaches_the_avatar(portrait_path):
+    from genhuman.engines.avatar import Avatar
+    from genhuman.engines.lite.engine import LiteEngine
+    from genhuman.engines.lite.render import FrameWeights
+
+    engine = LiteEngine()
+    neutral = engine.prepare_avatar(portrait_path, max_size=160, expression="neutral")
+    assert neutral.meta["expression"] == "neutral"
+    assert LiteEngine._renderer(neutral).expression == "neutral"
+    with pytest.raises(InputError, match=r"^expression must be one of: keep, neutral, got 'smirk'$"):
+        engine.prepare_avatar(portrait_path, max_size=160, expression="smirk")
+    keep = engine.prepare_avatar(portrait_path, max_size=160)
+    rest = lambda avatar: LiteEngine._renderer(Avatar(engine="lite", weights_id="", arrays=avatar.arrays,  # noqa: E731
+                                                             meta=avatar.meta)).render(FrameWeights())
+    assert np.array_equal(rest(keep), keep.arrays["renderer.base"])  # the photo, rebuilt from the arrays
+    assert not np.array_equal(rest(neutral), neutral.arrays["renderer.base"])  # lips closed at rest
