@@ -1,7 +1,9 @@
 """Golden output slice of the lite engine on the bundled demo (speech.wav + its transcript).
 
-Recorded with the streaming mouth track (``lite_demo_streaming``; ``lite_demo`` in the same
-file is the whole-clip track before it, kept for the record). Tolerance: see tests/golden.py.
+``lite_demo_streaming`` is recorded by scripts/golden/record_lite.py (re-recorded for issue 10's
+renderer: one cubic remap, the photo's own mouth at rest; the slice sits on the mouth); ``lite_demo``
+in the same file is the whole-clip track of an older renderer, kept for the record. Tolerance: see
+tests/golden.py.
 """
 
 from __future__ import annotations
