@@ -1,8 +1,8 @@
 """The inside of the mouth where the lips part: a cavity, a tongue hint and teeth.
 
 Painted after the warp, column by column between the warped upper and lower inner-lip
-contours, with soft anti-aliased edges (a pixel's coverage by the gap, over a width that
-grows with the face so that no edge is harder than the photo's own lip edges), inside the
+contours, with soft anti-aliased edges (a pixel's coverage by the gap, over a width chosen
+so that no edge is steeper than the photo's own edges around the mouth), inside the
 mouth's bounding box only. Every colour comes from the photo: teeth from its own visible
 teeth when it shows them, else from the skin (lighter, with a quarter of its chroma); the
 cavity and tongue from the lips, darkened. A grey photo gets a grey mouth.
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from genhuman.engines.lite.deform import (
-    CHIN, FACE_OVAL, FOREHEAD, LOWER_INNER_LIP, LOWER_OUTER_LIP, UPPER_INNER_LIP, curve_at,
+    CHIN, FACE_OVAL, FOREHEAD, LOWER_INNER_LIP, LOWER_OUTER_LIP, UPPER_INNER_LIP, UPPER_OUTER_LIP, curve_at,
 )
 from genhuman.face.landmark_indices import NOSE_TIP
 
@@ -25,7 +25,7 @@ TEETH_MIN_VALUE = 140  # HSV value (0..255): the photo's teeth are bright ...
 TEETH_MAX_SATURATION = 90  # ... and nearly colourless (lips and gums are saturated)
 TEETH_MIN_SHARE = 0.02  # of the mouth's width x height: below this the photo "shows no teeth"
 GREY_CHROMA = 0.5  # CIELAB a, b below which a colour is grey
-EDGE_SOFTNESS = 0.004  # face heights over which a painted edge rises (at least one pixel)
+MAX_EDGE_SOFTNESS = 0.02  # face heights: the softest a painted edge gets
 
 
 @dataclass
@@ -37,15 +37,16 @@ class MouthColors:
     cavity: np.ndarray  # deep inside the mouth
     tongue: np.ndarray
     photo_teeth: bool  # the photo shows its own teeth (they are kept, not painted)
+    edge: float = 1.0  # pixels over which a painted edge rises: no steeper than the photo's mouth edges
 
     def array(self) -> np.ndarray:
         """Everything but the flag as one (5, 3) array, for the avatar's state."""
         return np.stack([self.lip, self.skin, self.teeth, self.cavity, self.tongue]).astype(np.float32)
 
     @classmethod
-    def from_array(cls, colors: np.ndarray, face_height: float, photo_teeth: bool) -> "MouthColors":
+    def from_array(cls, colors: np.ndarray, face_height: float, photo_teeth: bool, edge: float) -> "MouthColors":
         lip, skin, teeth, cavity, tongue = (np.asarray(c, np.float32) for c in colors)
-        return cls(lip, skin, face_height, teeth, cavity, tongue, photo_teeth)
+        return cls(lip, skin, face_height, teeth, cavity, tongue, photo_teeth, edge)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -101,8 +102,32 @@ def mouth_colors(image: np.ndarray, landmarks: np.ndarray) -> MouthColors:
         # skin, grey on a grey photo).
         lab = _lab(skin)
         teeth = _rgb(np.array([lab[0] + 0.55 * (97.0 - lab[0]), 0.25 * lab[1], 0.25 * lab[2]], np.float32))
+    cavity = _shade(lip, 0.2, 0.9)
     return MouthColors(lip=lip, skin=skin, face_height=face_height, teeth=teeth.astype(np.float32),
-                       cavity=_shade(lip, 0.2, 0.9), tongue=_shade(lip, 0.62, 1.0), photo_teeth=photo_teeth)
+                       cavity=cavity, tongue=_shade(lip, 0.62, 1.0), photo_teeth=photo_teeth,
+                       edge=edge_width(image, landmarks, [lip, teeth.astype(np.float32)], cavity, face_height))
+
+
+def edge_width(image: np.ndarray, landmarks: np.ndarray, lights: list[np.ndarray], dark: np.ndarray,
+               face_height: float) -> float:
+    """Pixels over which the painted interior's edges must rise so that none is steeper than the
+    photo's own lip edges (an enlarged photo has soft ones): the largest step the painting makes
+    (a lit colour against the cavity) over the steepest slope (99th percentile) on the photo's lips'
+    outline."""
+    outline = np.concatenate([landmarks[UPPER_OUTER_LIP], landmarks[LOWER_OUTER_LIP][::-1]])
+    (x0, y0), (x1, y1) = np.floor(outline.min(0)).astype(int) - 4, np.ceil(outline.max(0)).astype(int) + 5
+    x0, y0 = max(x0, 0), max(y0, 0)
+    patch = image[y0:max(y1, y0), x0:max(x1, x0)]
+    if patch.shape[0] < 5 or patch.shape[1] < 5:
+        return 1.0
+    ring = np.zeros(patch.shape[:2], np.uint8)
+    cv2.polylines(ring, [np.round(outline - [x0, y0]).astype(np.int32)], True, 1, thickness=5)
+    grey = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gy, gx = np.gradient(grey)
+    slope = float(np.percentile(np.hypot(gx, gy)[ring > 0], 99))  # grey levels per pixel
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    step = max(float(c @ weights) for c in lights) - float(dark @ weights)
+    return float(np.clip(step / max(slope, 1.0), 1.0, max(1.0, MAX_EDGE_SOFTNESS * face_height)))
 
 
 def _tooth_seams(xs: np.ndarray, half: float) -> np.ndarray:
@@ -136,25 +161,29 @@ def paint_mouth_interior(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray
         return
     xs = np.arange(x0, x1, dtype=np.float64)
     y_up, y_lo = curve_at(upper, xs), curve_at(lower, xs)
-    inside = (xs >= max(upper[:, 0].min(), lower[:, 0].min())) & (xs <= min(upper[:, 0].max(), lower[:, 0].max()))
-    gap = np.where(inside, y_lo - y_up, 0.0)
+    left, right = max(upper[:, 0].min(), lower[:, 0].min()), min(upper[:, 0].max(), lower[:, 0].max())
+    gap = np.where((xs >= left) & (xs <= right), y_lo - y_up, 0.0)
     if gap.max() < 0.3:
         return
     fh = colors.face_height
-    soft = max(1.0, EDGE_SOFTNESS * fh)
-    y0 = max(int(np.floor(y_up.min() - soft)) - 1, 0)
-    y1 = min(int(np.ceil(y_lo.max() + soft)) + 2, h)
+    soft = colors.edge
+    y0 = max(int(np.floor(y_up.min() - 1.5 * soft)) - 1, 0)
+    y1 = min(int(np.ceil(y_lo.max() + 1.5 * soft)) + 2, h)
     if y1 <= y0:
         return
     ys = np.arange(y0, y1, dtype=np.float64)[:, None]
     # Pixel coverage by the gap; a thin gap also fades overall so it does not flicker.
-    alpha = _ramp(ys - y_up, soft) * _ramp(y_lo - ys, soft) * np.clip(gap / soft, 0, 1)
+    # The ramps lie outside the gap (on the lips, as the shadow of their inner edge): the warp's
+    # copy of other pixels inside the gap is always fully covered.
+    alpha = _ramp(ys - y_up + 0.5 * soft, soft) * _ramp(y_lo - ys + 0.5 * soft, soft) * np.clip(gap / 2.0, 0, 1)
+    alpha = alpha * (_ramp(xs - left, soft) * _ramp(right - xs, soft))[None, :]  # soft at the corners too
     depth = np.clip((ys - y_up) / np.maximum(gap, 1e-3), 0.0, 1.0)
     half = max((xs[-1] - xs[0]) / 2.0, 1.0)
     across = np.clip(1.0 - ((xs - (xs[0] + xs[-1]) / 2.0) / half) ** 2, 0, 1)  # 1 at the centre, 0 at corners
     # Cavity: darkest in the middle of the gap and towards the corners (the cheeks shade it),
     # the tongue showing lower down.
-    tongue = np.clip((depth - 0.45) / 0.55, 0.0, 1.0)[..., None] ** 1.2 * (0.3 + 0.7 * across[None, :, None])
+    rise = np.maximum(0.55 * gap, 2.0 * soft)  # never a steeper edge than the lips'
+    tongue = np.clip((ys - y_up - 0.45 * gap) / rise, 0.0, 1.0)[..., None] ** 1.2 * (0.3 + 0.7 * across[None, :, None])
     light = (0.55 + 0.45 * across)[None, :, None] * (0.75 + 0.25 * depth[..., None])  # shadow under the lip
     color = (colors.cavity * (1.0 - tongue) + colors.tongue * tongue) * light
     # Upper teeth: a band hanging from the upper lip, incisors longest, in the lip's shadow at

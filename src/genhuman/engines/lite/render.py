@@ -177,7 +177,8 @@ class Renderer:
         """The portrait-specific arrays; :meth:`from_state` rebuilds an identical renderer."""
         out = {"base": self.base, "head_center": np.asarray(self.head_center, np.float64),
                "head_axes": np.asarray(self.head_axes, np.float64), "pivot": self.pivot,
-               "scalars": np.array([self.face_height, self.probe, self.colors.face_height], np.float64),
+               "scalars": np.array([self.face_height, self.probe, self.colors.face_height, self.colors.edge],
+                                   np.float64),
                "flags": np.array([self.neutral, self.colors.photo_teeth], np.uint8),
                "lip_upper": self.lip_upper, "lip_lower": self.lip_lower, "lip_normal": self.lip_normal,
                "colors": self.colors.array(), "eye_centers": self.eye_centers, "eye_widths": self.eye_widths}
@@ -201,14 +202,14 @@ class Renderer:
             return Basis(y0, x0, np.asarray(arrays[f"basis_{name}"]))
 
         self.base = np.asarray(arrays["base"])
-        face_height, probe, color_height = (float(v) for v in arrays["scalars"])
+        face_height, probe, color_height, edge = (float(v) for v in arrays["scalars"])
         neutral, photo_teeth = (bool(v) for v in arrays["flags"])
         self.face_height, self.probe, self.neutral = face_height, probe, neutral
         self.mouth_bases = {name: basis(name) for name in MOUTH_BASES}
         self.seal = basis("seal") if "basis_seal" in arrays else None
         prefix = "eyelids_"
         self.eyelids = EyeLids.from_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-        self.colors = MouthColors.from_array(np.asarray(arrays["colors"]), color_height, photo_teeth)
+        self.colors = MouthColors.from_array(np.asarray(arrays["colors"]), color_height, photo_teeth, edge)
         self.head_center = np.asarray(arrays["head_center"])
         self.head_axes = np.asarray(arrays["head_axes"])
         self.pivot = np.asarray(arrays["pivot"])
