@@ -177,7 +177,9 @@ def paint_mouth_interior(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray
     # it: the teeth seem to continue into the dark); the lower one is centred on the lower lip's
     # edge. (Placed over the lips instead, the dark reads to the face mesh as a wider opening at
     # every consonant, and lip sync drops: r 0.596 against 0.675 on the demo.)
-    alpha = _ramp(ys - y_up - 0.5 * soft, soft) * _ramp(y_lo - ys, soft) * np.clip(gap / 2.0, 0, 1)
+    fv = float(np.clip(labiodental, 0.0, 1.0))
+    # (teeth on the lip fill the gap to its top: centred there)
+    alpha = _ramp(ys - y_up - 0.5 * soft * (1.0 - fv), soft) * _ramp(y_lo - ys, soft) * np.clip(gap / 2.0, 0, 1)
     alpha = alpha * (_ramp(xs - left, soft) * _ramp(right - xs, soft))[None, :]  # soft at the corners too
     depth = np.clip((ys - y_up) / np.maximum(gap, 1e-3), 0.0, 1.0)
     half = max((xs[-1] - xs[0]) / 2.0, 1.0)
@@ -190,7 +192,6 @@ def paint_mouth_interior(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray
     color = (colors.cavity * (1.0 - tongue) + colors.tongue * tongue) * light
     # Upper teeth: a band hanging from the upper lip, incisors longest, in the lip's shadow at
     # the top; labiodentals fill the gap with them.
-    fv = float(np.clip(labiodental, 0.0, 1.0))
     show = (0.35 + 0.65 * float(np.clip(teeth, 0.0, 1.0))) if upper_teeth else 0.0
     band = np.minimum(0.45 * gap, 0.07 * fh) * (0.8 + 0.2 * across) * show
     band = band + (gap + soft - band) * fv
