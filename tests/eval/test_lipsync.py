@@ -55,7 +55,7 @@ def test_cli_prints_figures(in_sync, capsys):
     assert data["best_lag"] == 0 and data["frames"] == 100
     assert set(data) == {"frames", "fps", "face_frames", "correlation", "best_lag", "best_correlation",
                          "correlation_by_lag", "silence_runs", "silence_frames", "closed_silence_frames",
-                         "closed_in_silence", "closed_threshold"}
+                         "closed_in_silence", "closed_threshold", "rest_opening"}
 
 
 def test_hand_made_silences():
@@ -72,6 +72,29 @@ def test_hand_made_silences():
     assert report.silence_frames == 8
     assert report.closed_silence_frames == 6
     assert report.closed_in_silence == pytest.approx(0.75)
+
+
+def test_a_portrait_that_rests_open_counts_as_closed_at_its_own_rest():
+    fps = 25
+    loudness = np.full(60, -10.0)
+    loudness[20:40] = -80.0  # one 800 ms silence
+    rng = np.random.default_rng(0)
+    opening = 0.12 + 0.15 * rng.random(60)  # a smile with parted lips, opening wider in speech
+    opening[::7] = 0.02  # lips that close fully on m/b/p: below the smile
+    opening[20:40] = 0.12 + 0.005 * rng.standard_normal(20)  # back at the smile in the silence
+    plain = lipsync_stats(opening, loudness, fps)
+    assert plain.closed_in_silence < 0.5  # the 5th percentile is a closure: the smile reads as open
+    rest = lipsync_stats(opening, loudness, fps, rest_opening=0.12)
+    assert rest.closed_in_silence == 1.0 and rest.rest_opening == 0.12
+    top = np.percentile(opening, 95)
+    assert rest.closed_threshold == pytest.approx(0.12 + 0.25 * (top - 0.12))
+    assert "portrait's opening 0.120" in rest.to_text() and "portrait's" not in plain.to_text()
+
+
+def test_cli_measures_against_the_portrait(in_sync, portrait_path, capsys):
+    assert main(["eval", "lipsync", str(in_sync), "--portrait", str(portrait_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert 0.1 < data["rest_opening"] < 0.13  # the bundled portrait smiles with parted lips
 
 
 def test_lagged_correlation_matches_numpy():

@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              description="Correlate the inner-lip opening (face mesh) with the loudness of "
                                          "the video's own audio track, and count closed mouths in silences.")
     lip.add_argument("video", type=Path, help="an MP4 with a face and an audio track")
+    lip.add_argument("--portrait", type=Path, default=None,
+                     help="the portrait the video was made from: its own mouth counts as closed too "
+                          "(a photo that smiles with parted lips)")
+    lip.add_argument("--face-index", type=int_range(0, 63), default=0, help="face used in the portrait")
     lip.add_argument("--json", action="store_true", help="print JSON instead of text")
     lip.set_defaults(func=run_lipsync)
     ident = metrics.add_parser("identity", help="upper-face PSNR against the portrait, head motion undone")
@@ -29,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_lipsync(args: argparse.Namespace) -> int:
     from genhuman.eval.lipsync import measure_lipsync
 
-    report = measure_lipsync(args.video)
+    report = measure_lipsync(args.video, args.portrait, args.face_index)
     print(report.to_json() if args.json else report.to_text())
     return 0
 

@@ -11,7 +11,10 @@
   finish just after it stops.
 - closed: opening <= rest + 25% of (typical max - rest), with rest and typical max the 5th
   and 95th percentiles of the opening. Relative to the video's own range, so a portrait
-  whose lips rest slightly apart still counts as closed at rest.
+  whose lips rest slightly apart still counts as closed at rest. Given the portrait
+  (``--portrait``), its own opening may serve as the rest instead (the larger threshold wins):
+  a photo that smiles with parted lips, animated with lips that close fully on m/b/p, rests
+  more open than its 5th percentile.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from genhuman.errors import InputError
-from genhuman.eval.tracks import loudness_track, mouth_opening_track
+from genhuman.eval.tracks import loudness_track, mouth_opening, mouth_opening_track
 from genhuman.media import SAMPLE_RATE, load_audio, read_video_info
 
 MAX_LAG = 5
@@ -50,6 +54,7 @@ class LipSyncReport:
     closed_threshold: float
     opening: np.ndarray = field(repr=False)
     loudness_db: np.ndarray = field(repr=False)
+    rest_opening: Optional[float] = None  # the portrait's own opening, when it was given
 
     def summary(self) -> dict:
         data = asdict(self)
@@ -71,6 +76,8 @@ class LipSyncReport:
             f"silences >= 240 ms  {self.silence_runs} ({self.silence_frames} frames)",
             (f"closed in silence   {self.closed_in_silence:.1%} ({self.closed_silence_frames}/{self.silence_frames})"
              if self.silence_frames else "closed in silence   n/a (no silence of 240 ms or more)"),
+            *([f"portrait's opening {self.rest_opening:.3f} (closed: opening <= {self.closed_threshold:.3f})"]
+              if self.rest_opening is not None else []),
         ])
 
 
@@ -117,14 +124,18 @@ def silence_mask(loudness_db: np.ndarray, fps: float) -> tuple[np.ndarray, int]:
     return mask, runs
 
 
-def closed_threshold(opening: np.ndarray) -> float:
+def closed_threshold(opening: np.ndarray, rest_opening: Optional[float] = None) -> float:
     values = opening[np.isfinite(opening)]
     rest, top = np.percentile(values, 5), np.percentile(values, 95)
-    return float(rest + CLOSED_FRACTION * (top - rest))
+    threshold = float(rest + CLOSED_FRACTION * (top - rest))
+    if rest_opening is not None:
+        threshold = max(threshold, float(rest_opening + CLOSED_FRACTION * (top - rest_opening)))
+    return threshold
 
 
-def lipsync_stats(opening: np.ndarray, loudness_db: np.ndarray, fps: float) -> LipSyncReport:
-    """All figures from the two per-frame tracks (same length)."""
+def lipsync_stats(opening: np.ndarray, loudness_db: np.ndarray, fps: float,
+                  rest_opening: Optional[float] = None) -> LipSyncReport:
+    """All figures from the two per-frame tracks (same length); ``rest_opening``: the portrait's."""
     if len(opening) != len(loudness_db):
         raise ValueError("opening and loudness tracks differ in length")
     face_frames = int(np.isfinite(opening).sum())
@@ -135,7 +146,7 @@ def lipsync_stats(opening: np.ndarray, loudness_db: np.ndarray, fps: float) -> L
     finite = {lag: r for lag, r in by_lag.items() if np.isfinite(r)}
     best_lag = max(finite, key=lambda lag: (finite[lag], -abs(lag))) if finite else 0
     silent, runs = silence_mask(loudness_db, fps)
-    threshold = closed_threshold(opening)
+    threshold = closed_threshold(opening, rest_opening)
     judged = silent & np.isfinite(opening)
     closed = int((opening[judged] <= threshold).sum())
     return LipSyncReport(
@@ -143,16 +154,23 @@ def lipsync_stats(opening: np.ndarray, loudness_db: np.ndarray, fps: float) -> L
         best_lag=int(best_lag), best_correlation=by_lag[best_lag], correlation_by_lag=by_lag,
         silence_runs=runs, silence_frames=int(judged.sum()), closed_silence_frames=closed,
         closed_in_silence=closed / judged.sum() if judged.any() else float("nan"),
-        closed_threshold=threshold, opening=opening, loudness_db=loudness_db,
+        closed_threshold=threshold, opening=opening, loudness_db=loudness_db, rest_opening=rest_opening,
     )
 
 
-def measure_lipsync(video: str | Path) -> LipSyncReport:
-    """Measure lip sync of a talking-head MP4 from its own frames and audio track."""
+def measure_lipsync(video: str | Path, portrait: Optional[str | Path] = None, face_index: int = 0) -> LipSyncReport:
+    """Measure lip sync of a talking-head MP4 from its own frames and audio track; with the
+    ``portrait`` it was made from, "closed" may also mean "back at the portrait's own mouth"."""
+    rest = None
+    if portrait is not None:
+        from genhuman.face import face_landmarks
+        from genhuman.media import load_image
+
+        rest = mouth_opening(face_landmarks(load_image(portrait), face_index).landmarks)
     info = read_video_info(video)
     if not info.has_audio:
         raise InputError(f"{str(video)!r} has no audio track, so lip sync cannot be measured")
     opening = mouth_opening_track(video)
     wave = load_audio(video, SAMPLE_RATE)
     loudness = loudness_track(wave, info.fps, len(opening))
-    return lipsync_stats(opening, loudness, info.fps)
+    return lipsync_stats(opening, loudness, info.fps, rest)
