@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import nn
+
+if TYPE_CHECKING:
+    from genhuman.models.audio_attention import AudioModuleInputs
 
 ReferenceBank = dict[str, torch.Tensor]
 """Block name -> ``norm1`` output of that ReferenceNet block, ``[b, tokens, channels]``."""
@@ -31,9 +35,13 @@ class ReferenceKV:
     """
 
     blocks: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    # Hallo: row n of the folded batch [(b f)] reads reference sample n mod b_ref (instead of its
+    # own sample's), as the official read hook's 3-D ``.repeat(1, f, 1, 1)`` tiles the samples.
+    cycle_over_frames: bool = False
 
     def to(self, *args, **kwargs) -> "ReferenceKV":
-        return ReferenceKV({n: (k.to(*args, **kwargs), v.to(*args, **kwargs)) for n, (k, v) in self.blocks.items()})
+        return ReferenceKV({n: (k.to(*args, **kwargs), v.to(*args, **kwargs)) for n, (k, v) in self.blocks.items()},
+                           self.cycle_over_frames)
 
 
 @dataclass
@@ -46,7 +54,11 @@ class ForwardContext:
     reference: ReferenceKV | None = None  # denoiser: blocks read here
     # Contiguous runs (start, stop, attends_to_reference) over the batch; one SDPA call each.
     runs: list[tuple[int, int, bool]] = field(default_factory=list)
-    audio: torch.Tensor | None = None  # [(b f), tokens, dim]
+    audio: torch.Tensor | None = None  # attn2's tokens [(b f), tokens, dim]: EchoMimic's audio, Hallo's image tokens
+    audio_modules: AudioModuleInputs | None = None  # Hallo: what its audio modules read
+    # Hallo: block name -> that ReferenceNet block's motion-frame features [b, m, tokens, channels],
+    # prepended to the frames of the motion module of the same layer.
+    motion_frames: dict[str, torch.Tensor] | None = None
 
 
 def reference_runs(use_reference: torch.Tensor | Sequence[bool] | None, batch: int) -> list[tuple[int, int, bool]]:
@@ -123,8 +135,9 @@ class TransformerBlock(nn.Module):
         for start, stop, uses in ctx.runs:
             qs, ks, vs = q5[start:stop], k5[start:stop], v5[start:stop]
             if uses:  # keys/values = [own tokens ; reference tokens], reference broadcast over frames
-                ks = _with_reference(ks, cached[0], start, stop)
-                vs = _with_reference(vs, cached[1], start, stop)
+                cycle = ctx.reference.cycle_over_frames  # type: ignore[union-attr]  # cached implies a reference
+                ks = _with_reference(ks, cached[0], start, stop, cycle)
+                vs = _with_reference(vs, cached[1], start, stop, cycle)
             m = stop - start
             parts.append(attend(attn, qs.reshape(m * f, *q.shape[1:]), ks.reshape(m * f, -1, q.shape[-1]),
                                 vs.reshape(m * f, -1, q.shape[-1])))
@@ -139,11 +152,16 @@ class TransformerBlock(nn.Module):
         return attend(attn, attn.to_q(n), attn.to_k(audio), attn.to_v(audio))
 
 
-def _with_reference(own: torch.Tensor, ref: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Concatenate ``[m, f, L, c]`` frame tokens with reference ``[b_ref, Lr, c]`` (expanded, not repeated)."""
+def _with_reference(own: torch.Tensor, ref: torch.Tensor, start: int, stop: int, cycle: bool = False) -> torch.Tensor:
+    """Concatenate ``[m, f, L, c]`` frame tokens with reference ``[b_ref, Lr, c]`` (expanded, not repeated);
+    ``cycle``: frame row n = i*f + j of the whole batch takes reference sample n mod b_ref."""
+    m, f = own.shape[:2]
+    if cycle and ref.shape[0] != 1:
+        rows = torch.arange(start * f, stop * f, device=ref.device) % ref.shape[0]
+        return torch.cat([own, ref[rows].view(m, f, *ref.shape[1:]).to(own.dtype)], dim=2)
     if ref.shape[0] != 1:
         ref = ref[start:stop]
-    ref = ref[:, None].expand(own.shape[0], own.shape[1], ref.shape[1], ref.shape[2])
+    ref = ref[:, None].expand(m, f, ref.shape[1], ref.shape[2])
     return torch.cat([own, ref.to(own.dtype)], dim=2)
 
 

@@ -3,11 +3,13 @@
 Everything runs on frames folded into the batch, ``[(b f), c, h, w]``: that is exactly the
 official InflatedConv3d / InflatedGroupNorm semantics (per-frame conv and GroupNorm), so
 diffusers' ResnetBlock2D / Downsample2D / Upsample2D are used as they are. Only the motion
-modules unfold the frames. Per layer the order is resnet -> transformer -> motion module.
+modules unfold the frames. Per layer the order is resnet -> transformer -> audio module (Hallo)
+-> motion module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +35,11 @@ class BlockSpec:
     motion: bool = False
     motion_heads: int = 8
     motion_max_len: int = 32
+    # Hallo: builds the audio module of one layer from (block channels, inner width); None: no audio modules.
+    audio_module: Callable[[int, int], nn.Module] | None = None
+    # False (Hallo): blocks without transformers keep their motion modules' weights but never run them,
+    # as the official inference (training mode + gradient checkpointing) does.
+    plain_block_motion: bool = True
 
     def resnet(self, cin: int, cout: int) -> ResnetBlock2D:
         return ResnetBlock2D(in_channels=cin, out_channels=cout, temb_channels=self.temb_channels,
@@ -45,20 +52,40 @@ class BlockSpec:
         return MotionModule(channels, self.motion_heads, self.groups, self.motion_max_len)
 
 
-class _Layers(nn.Module):
-    """resnets + optional attentions + optional motion_modules, applied layer by layer."""
+def _audio_modules(spec: BlockSpec, channels: int, inner: list[int]) -> nn.ModuleList | None:
+    return nn.ModuleList([spec.audio_module(channels, i) for i in inner]) if spec.audio_module is not None else None
 
-    def _build(self, spec: BlockSpec, channels: int, layers: int, attention: bool) -> None:
+
+def _motion_frames(attention: SpatialTransformer, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor | None:
+    """The reference motion-frame tokens of this layer's transformer block as ``[b, m, c, h, w]``."""
+    if ctx.motion_frames is None:
+        return None
+    tokens = ctx.motion_frames[attention.transformer_blocks[0].block_name]  # [b, m, h*w, c]
+    b, m, _, c = tokens.shape
+    return tokens.view(b, m, x.shape[2], x.shape[3], c).permute(0, 1, 4, 2, 3)
+
+
+class _Layers(nn.Module):
+    """resnets + optional attentions, audio_modules (Hallo) and motion_modules, applied layer by layer."""
+
+    def _build(self, spec: BlockSpec, channels: int, layers: int, attention: bool,
+               audio_inner: list[int] | None = None) -> None:
         self.attentions = nn.ModuleList([spec.transformer(channels) for _ in range(layers)]) if attention else None
+        self.audio_modules = _audio_modules(spec, channels, audio_inner or []) if attention else None
         self.motion_modules = (nn.ModuleList([spec.motion_module(channels) for _ in range(layers)])
                                if spec.motion else None)
+        self.run_motion = attention or spec.plain_block_motion
 
     def _layer(self, i: int, x: torch.Tensor, temb: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         x = self.resnets[i](x, temb)
+        motion_frames = None
         if self.attentions is not None:
             x = self.attentions[i](x, ctx)
-        if self.motion_modules is not None:
-            x = self.motion_modules[i](x, ctx.frames)
+            motion_frames = _motion_frames(self.attentions[i], x, ctx)
+        if self.audio_modules is not None:
+            x = self.audio_modules[i](x, ctx)
+        if self.motion_modules is not None and self.run_motion:
+            x = self.motion_modules[i](x, ctx.frames, motion_frames)
         return x
 
 
@@ -66,7 +93,8 @@ class DownBlock(_Layers):
     def __init__(self, spec: BlockSpec, cin: int, cout: int, layers: int, attention: bool, downsample: bool):
         super().__init__()
         self.resnets = nn.ModuleList([spec.resnet(cin if i == 0 else cout, cout) for i in range(layers)])
-        self._build(spec, cout, layers, attention)
+        # Hallo's quirk: each audio module's inner width is its layer's input width (spec hallo.md 1.2).
+        self._build(spec, cout, layers, attention, [cin if i == 0 else cout for i in range(layers)])
         self.downsamplers = (nn.ModuleList([Downsample2D(cout, use_conv=True, out_channels=cout, name="op")])
                              if downsample else None)
 
@@ -82,20 +110,23 @@ class DownBlock(_Layers):
 
 
 class MidBlock(_Layers):
-    """resnets[0] -> attentions[0] -> motion_modules[0] -> resnets[1]."""
+    """resnets[0] -> attentions[0] -> audio_modules[0] (Hallo) -> motion_modules[0] -> resnets[1]."""
 
     def __init__(self, spec: BlockSpec, channels: int, motion: bool):
         super().__init__()
         self.resnets = nn.ModuleList([spec.resnet(channels, channels) for _ in range(2)])
         self.attentions = nn.ModuleList([spec.transformer(channels)])
+        self.audio_modules = _audio_modules(spec, channels, [channels])
         self.motion_modules = nn.ModuleList([spec.motion_module(channels)]) if motion else None
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         attentions = self.attentions
         assert attentions is not None  # always built here (optional in _Layers only)
         x = attentions[0](self.resnets[0](x, temb), ctx)
+        if self.audio_modules is not None:
+            x = self.audio_modules[0](x, ctx)
         if self.motion_modules is not None:
-            x = self.motion_modules[0](x, ctx.frames)
+            x = self.motion_modules[0](x, ctx.frames, _motion_frames(attentions[0], x, ctx))
         return self.resnets[1](x, temb)
 
 
@@ -106,7 +137,8 @@ class UpBlock(_Layers):
         self.resnets = nn.ModuleList([
             spec.resnet((prev if i == 0 else cout) + (cin if i == layers - 1 else cout), cout)
             for i in range(layers)])
-        self._build(spec, cout, layers, attention)
+        # Hallo's quirk: the audio modules' inner width is the block's skip width (spec hallo.md 1.2).
+        self._build(spec, cout, layers, attention, [cin] * layers)
         self.upsamplers = nn.ModuleList([Upsample2D(cout, use_conv=True, out_channels=cout)]) if upsample else None
 
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor, ctx: ForwardContext,

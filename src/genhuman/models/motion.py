@@ -89,5 +89,13 @@ class MotionModule(nn.Module):
         super().__init__()
         self.temporal_transformer = TemporalTransformer(channels, heads, groups, max_len)
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        return self.temporal_transformer(x, frames)
+    def forward(self, x: torch.Tensor, frames: int, motion_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [(b f), c, h, w]``; ``motion_frames [b, m, c, h, w]`` (Hallo) are attended to as the
+        first ``m`` frames (positions 0..m-1) and dropped from the output, which keeps ``f`` frames."""
+        if motion_frames is None or motion_frames.shape[1] == 0:
+            return self.temporal_transformer(x, frames)
+        bf, c, h, w = x.shape
+        b, m = motion_frames.shape[:2]
+        joined = torch.cat([motion_frames.to(x.dtype), x.view(b, frames, c, h, w)], dim=1)
+        out = self.temporal_transformer(joined.reshape(b * (m + frames), c, h, w), m + frames)
+        return out.view(b, m + frames, c, h, w)[:, m:].reshape(bf, c, h, w)

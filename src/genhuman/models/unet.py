@@ -57,7 +57,8 @@ class _Backbone(nn.Module):
 
 
 class ReferenceUNet2D(_Backbone, PretrainedMixin):
-    """SD-1.5 UNet2D without cross-attention and without the output head.
+    """SD-1.5 UNet2D without the output head; without cross-attention unless
+    ``cross_attention_dim`` is given (Hallo's reference UNet attends to the image tokens).
 
     ``forward`` runs it (at timestep 0 in the pipelines) on the reference latent and returns
     the bank: every transformer block's ``norm1`` output, keyed by block name.
@@ -65,19 +66,40 @@ class ReferenceUNet2D(_Backbone, PretrainedMixin):
 
     config_class = UNetConfig
 
-    def __init__(self, config: UNetConfig):
+    def __init__(self, config: UNetConfig, cross_attention_dim: int | None = None):
         super().__init__()
         self.config = config
-        spec = BlockSpec(config.time_embed_dim, config.attention_heads, config.norm_num_groups, config.norm_eps)
+        spec = BlockSpec(config.time_embed_dim, config.attention_heads, config.norm_num_groups, config.norm_eps,
+                         cross_attention_dim=cross_attention_dim)
         self._build(config, spec, motion_mid=False)
 
-    def forward(self, latents: torch.Tensor, timestep: torch.Tensor | float | int = 0) -> ReferenceBank:
+    def forward(self, latents: torch.Tensor, timestep: torch.Tensor | float | int = 0,
+                context: torch.Tensor | None = None) -> ReferenceBank:
+        """``context [b, tokens, dim]``: attn2's tokens, one set per latent (cross-attention only)."""
         b = latents.shape[0]
         temb = self._time_embedding(timestep, b, latents.device)
         bank: ReferenceBank = {}
         x = self.conv_in(latents.to(self.conv_in.weight.dtype))
-        self._trunk(x, temb, ForwardContext(batch=b, frames=1, bank=bank))
+        audio = None if context is None else context.to(x.dtype)
+        self._trunk(x, temb, ForwardContext(batch=b, frames=1, bank=bank, audio=audio))
         return bank
+
+
+def project_reference(unet: nn.Module, bank: ReferenceBank) -> ReferenceKV:
+    """The bank through each denoiser block's own ``attn1.to_k/to_v`` (blocks paired by name)."""
+    blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    missing = []
+    for module in unet.modules():
+        if isinstance(module, TransformerBlock):
+            tokens = bank.get(module.block_name)
+            if tokens is None:
+                missing.append(module.block_name)
+                continue
+            tokens = tokens.to(module.attn1.to_k.weight.dtype)
+            blocks[module.block_name] = (module.attn1.to_k(tokens), module.attn1.to_v(tokens))
+    if missing:
+        raise ValueError(f"the reference bank lacks blocks {missing}")
+    return ReferenceKV(blocks)
 
 
 class EchoUNet3D(_Backbone, PretrainedMixin):
@@ -99,19 +121,7 @@ class EchoUNet3D(_Backbone, PretrainedMixin):
     @torch.no_grad()
     def prepare_reference(self, bank: ReferenceBank) -> ReferenceKV:
         """Project the ReferenceNet bank through each block's own ``attn1.to_k/to_v``, once per video."""
-        blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        missing = []
-        for module in self.modules():
-            if isinstance(module, TransformerBlock):
-                tokens = bank.get(module.block_name)
-                if tokens is None:
-                    missing.append(module.block_name)
-                    continue
-                tokens = tokens.to(module.attn1.to_k.weight.dtype)
-                blocks[module.block_name] = (module.attn1.to_k(tokens), module.attn1.to_v(tokens))
-        if missing:
-            raise ValueError(f"the reference bank lacks blocks {missing}")
-        return ReferenceKV(blocks)
+        return project_reference(self, bank)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int,
                 audio_tokens: torch.Tensor | None = None, cond: torch.Tensor | None = None,
