@@ -1,8 +1,11 @@
-"""``genhuman download echomimic|echomimic_v2``: fetch the official weights from the Hugging Face hub.
+"""``genhuman download echomimic|echomimic_v2|hallo|hallo2``: the official weights from the Hugging Face hub.
 
 V1's repo holds everything. V2's repo lacks the VAE and whisper (spec §2.9): the VAE comes
 from ``stabilityai/sd-vae-ft-mse`` and whisper ``tiny.pt`` from OpenAI's public URL (checked
 against its SHA-256). sd-image-variations is not needed: its UNet geometry is built in.
+Hallo's and Hallo2's repos hold everything; only what GenHuman runs is fetched (not the
+SD-1.5 UNet weights, nor the AnimateDiff module, which net.pth already holds, nor the
+landmarker and insightface models it does not use).
 Connectivity is checked first, so offline it fails in seconds with one clear line.
 """
 
@@ -17,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from genhuman.checkpoints.layout import VAE_DIR, VARIANTS, whisper_file
+from genhuman.checkpoints.layout import HALLO_FAMILIES, VAE_DIR, VARIANTS, get_hallo_family, hallo_missing, whisper_file
 from genhuman.errors import GenHumanError, InputError
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,23 @@ def check_connectivity(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     except OSError as exc:
         raise DownloadError(f"cannot reach {host} ({exc.__class__.__name__}: {exc}); check the network or "
                             f"download the weights elsewhere and pass their folder with --weights") from None
+
+
+def _connect_hub() -> None:
+    """Fail in seconds when the hub cannot be reached, and bound every later request."""
+    check_connectivity(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+
+
+def _snapshot(repo: str, directory: Path, patterns: list[str] | None) -> None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        snapshot_download(repo, local_dir=directory, allow_patterns=patterns)
+    except (HfHubHTTPError, OSError) as exc:
+        raise DownloadError(f"download from the Hugging Face hub failed: {exc}".splitlines()[0]) from None
 
 
 def _patterns(family: str, variant: str | None) -> list[str] | None:
@@ -77,23 +97,32 @@ def download_echomimic(family: str, directory: str | Path, variant: str | None =
         raise InputError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}")
     directory = Path(directory)
     patterns = _patterns(family, variant)
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    check_connectivity(endpoint)
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
-
+    _connect_hub()
     repo = "BadToBest/EchoMimic" if family == "echomimic" else "BadToBest/EchoMimicV2"
-    try:
-        snapshot_download(repo, local_dir=directory, allow_patterns=patterns)
-        if not (directory / VAE_DIR / "config.json").is_file():
-            snapshot_download(VAE_REPO, local_dir=directory / VAE_DIR,
-                              allow_patterns=["config.json", "diffusion_pytorch_model.safetensors"])
-    except (HfHubHTTPError, OSError) as exc:
-        raise DownloadError(f"download from the Hugging Face hub failed: {exc}".splitlines()[0]) from None
+    _snapshot(repo, directory, patterns)
+    if not (directory / VAE_DIR / "config.json").is_file():
+        _snapshot(VAE_REPO, directory / VAE_DIR, ["config.json", "diffusion_pytorch_model.safetensors"])
     if whisper_file(directory) is None:
         _fetch_whisper(directory / "audio_processor" / ("tiny.pt" if family == "echomimic_v2" else "whisper_tiny.pt"))
     shutil.rmtree(directory / ".cache", ignore_errors=True)  # huggingface_hub's local_dir bookkeeping
     log.info("downloaded %s to %s", repo, directory)
+    return directory
+
+
+def download_hallo(family: str, directory: str | Path, variant: str | None = None) -> Path:
+    """Fetch ``family``'s ("hallo" or "hallo2") official weights into ``directory``: the files
+    GenHuman runs, in the official ``pretrained_models/`` layout."""
+    if family not in HALLO_FAMILIES:
+        raise InputError(f"unknown model family {family!r}; choose one of: {', '.join(HALLO_FAMILIES)}")
+    if variant is not None:
+        raise InputError(f"{family} has no variants (--variant {variant})")
+    chosen = get_hallo_family(family)
+    directory = Path(directory)
+    _connect_hub()
+    _snapshot(chosen.repo_id, directory, chosen.download_patterns)
+    shutil.rmtree(directory / ".cache", ignore_errors=True)
+    missing = hallo_missing(directory, chosen)
+    if missing:  # the repo changed under us: say what it lacked
+        raise DownloadError(f"{chosen.repo_id} did not provide {', '.join(missing)}")
+    log.info("downloaded %s to %s", chosen.repo_id, directory)
     return directory

@@ -128,11 +128,13 @@ def load_hallo_net(path: str | Path, config: HalloConfig | None = None,
     return HalloNet.from_state_dict(config or hallo_config(state, what=what), state, dtype, what)
 
 
-def save_tiny_hallo_net(path: str | Path, seed: int = 0, scale: float = 0.05) -> Path:
-    """A tiny RANDOM ``net.pth`` in the official layout (``HalloConfig.tiny()``, every parameter
-    ``randn * scale``, so the zero-convs are not zero); returns ``path``. For tests and benchmarks."""
+def save_tiny_hallo_net(path: str | Path, seed: int = 0, scale: float = 0.05,
+                        config: HalloConfig | None = None) -> Path:
+    """A tiny RANDOM ``net.pth`` in the official layout (``config``, by default ``HalloConfig.tiny()``;
+    every parameter ``randn * scale``, so the zero-convs are not zero); returns ``path``. For tests
+    and benchmarks."""
     path = Path(path)
-    net = HalloNet(HalloConfig.tiny())
+    net = HalloNet(config or HalloConfig.tiny())
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():
