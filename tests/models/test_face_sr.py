@@ -9,7 +9,8 @@ from tests.models.conftest import randomize
 from tests.models.test_keys import official, shapes
 from tests.numeric import differs
 
-from genhuman.checkpoints.face_sr import face_sr_file, load_face_sr, read_face_sr_state, save_tiny_face_sr
+from genhuman.checkpoints.face_sr import (face_sr_config, face_sr_file, load_face_sr, read_face_sr_state,
+                                         save_tiny_face_sr)
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.models.face_sr import FaceSRConfig, TemporalFaceSR, adain
 
@@ -45,6 +46,15 @@ def net():
 def window(seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(1, FRAMES, 3, TINY.image_size, TINY.image_size, generator=g) * 2 - 1
+
+
+def test_geometry_is_read_off_the_shapes(full_size):
+    assert face_sr_config(full_size.state_dict()) == FaceSRConfig.hallo2()
+    other = FaceSRConfig(image_size=64, base_channels=32, channel_mult=(1, 2, 4), res_blocks=1,
+                         attn_resolutions=(32, 16), codebook_size=8, code_dim=4, dim_embd=16, n_layers=3,
+                         connect_list=(32,))
+    with torch.device("meta"):
+        assert face_sr_config(TemporalFaceSR(other).state_dict()) == other
 
 
 def test_tiny_window_keeps_its_shape_and_fidelity_matters(net):
@@ -94,7 +104,8 @@ def test_net_g_round_trip_loads_strictly_and_gives_identical_outputs(tmp_path):
     assert face_sr_file(tmp_path) == path
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"params_ema"}
-    loaded = load_face_sr(path, TINY)
+    loaded = load_face_sr(path)  # the geometry read off the shapes
+    assert loaded.config == TINY
     fresh = TemporalFaceSR(TINY).eval()
     fresh.load_state_dict(raw["params_ema"], strict=True)
     faces = window(5)
@@ -112,7 +123,9 @@ def test_wrong_files_are_one_line_input_errors(tmp_path):
         read_face_sr_state(flat)
     tiny = save_tiny_face_sr(tmp_path / "tiny" / "net_g.pth")
     with pytest.raises(InputError, match=r"^tiny/net_g.pth does not match the model: .*wrong shape"):
-        load_face_sr(tiny)  # a tiny file against the full-size geometry
+        load_face_sr(tiny, FaceSRConfig.hallo2())  # a tiny file against the full-size geometry
+    with pytest.raises(InputError, match=r"^flat.pth is not a Hallo2 net_g.pth: its network shapes are incomplete$"):
+        face_sr_config({"weight": torch.zeros(1)}, what="flat.pth")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a pickle")
     with pytest.raises(InputError, match=r"^cannot read weights garbage.pth"):

@@ -8,11 +8,13 @@ must match; anything else is one InputError line.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from genhuman.checkpoints.weights import read_torch_pickle
+from genhuman.checkpoints.weights import check_model_size, read_torch_pickle
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.models.face_sr import FaceSRConfig, TemporalFaceSR
 
@@ -44,13 +46,68 @@ def read_face_sr_state(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _encoder_levels(state: dict[str, torch.Tensor]) -> tuple[list[list[str]], int]:
+    """The encoder's blocks as one list of kinds ("res", "attn") per level, and its base width."""
+    levels: list[list[str]] = [[]]
+    i = 1
+    while f"encoder.blocks.{i}.weight" not in state:  # the final norm ends the walk
+        if f"encoder.blocks.{i}.conv1.weight" in state:
+            levels[-1].append("res")
+        elif f"encoder.blocks.{i}.q.weight" in state:
+            levels[-1].append("attn")
+        elif f"encoder.blocks.{i}.conv.weight" in state:
+            levels.append([])  # a downsample
+        else:
+            raise KeyError(i)
+        i += 1
+    levels[-1] = levels[-1][:-3]  # the non-local ResBlock-Attn-ResBlock after the last level
+    return levels, state["encoder.blocks.0.weight"].shape[0]
+
+
+def face_sr_config(state: dict[str, torch.Tensor], base: FaceSRConfig | None = None,
+                   what: str = "net_g.pth") -> FaceSRConfig:
+    """The geometry of a ``net_g.pth`` read off its shapes, over ``base`` (Hallo2's) for the heads
+    and norm groups."""
+    base = base or FaceSRConfig.hallo2()
+    try:
+        levels, nf = _encoder_levels(state)
+        latent = math.isqrt(state["position_emb"].shape[0])
+        image_size = latent * 2 ** (len(levels) - 1)
+        res_per_level = levels[0].count("res")
+        mults = [state[f"encoder.blocks.{i}.conv1.weight"].shape[0] // nf for i in _last_res_per_level(levels)]
+        codebook, code_dim = state["quantize.embedding.weight"].shape
+        config = replace(
+            base, image_size=image_size, base_channels=nf, channel_mult=tuple(mults), res_blocks=res_per_level,
+            attn_resolutions=tuple(image_size >> i for i, kinds in enumerate(levels) if "attn" in kinds),
+            codebook_size=codebook, code_dim=code_dim, dim_embd=state["position_emb"].shape[1],
+            n_layers=len({k.split(".")[1] for k in state if k.startswith("ft_layers.")}),
+            connect_list=tuple(sorted(int(k.split(".")[1]) for k in state
+                                      if k.startswith("fuse_convs_dict.") and k.endswith("scale.0.weight"))))
+    except (KeyError, IndexError, ValueError, ZeroDivisionError):
+        raise InputError(f"{what} is not a Hallo2 net_g.pth: its network shapes are incomplete") from None
+    check_model_size({"layers": config.n_layers, "res_blocks": config.res_blocks,
+                      "channel_mult_blocks": list(config.channel_mult)}, what)
+    return config
+
+
+def _last_res_per_level(levels: list[list[str]]) -> list[int]:
+    """The encoder block index of each level's last ResBlock (its width is the level's)."""
+    indices, i = [], 1
+    for kinds in levels:
+        last = max(j for j, kind in enumerate(kinds) if kind == "res")
+        indices.append(i + last)
+        i += len(kinds) + 1  # and the downsample
+    return indices
+
+
 def load_face_sr(path: str | Path, config: FaceSRConfig | None = None,
                  dtype: torch.dtype | None = None) -> TemporalFaceSR:
     """``net_g.pth`` -> :class:`TemporalFaceSR` (strict), on the CPU, eval mode. ``config``: the
-    geometry (default: Hallo2's)."""
+    geometry (default: read off the file's shapes, with Hallo2's heads and norm groups)."""
     path = Path(path)
-    return TemporalFaceSR.from_state_dict(config or FaceSRConfig.hallo2(), read_face_sr_state(path),
-                                          dtype, f"{path.parent.name}/{path.name}")
+    what = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    state = read_face_sr_state(path)
+    return TemporalFaceSR.from_state_dict(config or face_sr_config(state, what=what), state, dtype, what)
 
 
 def save_tiny_face_sr(path: str | Path, seed: int = 0, config: FaceSRConfig | None = None) -> Path:
@@ -67,4 +124,4 @@ def save_tiny_face_sr(path: str | Path, seed: int = 0, config: FaceSRConfig | No
     return path
 
 
-__all__ = ["NET_G_FILE", "face_sr_file", "load_face_sr", "read_face_sr_state", "save_tiny_face_sr"]
+__all__ = ["NET_G_FILE", "face_sr_config", "face_sr_file", "load_face_sr", "read_face_sr_state", "save_tiny_face_sr"]

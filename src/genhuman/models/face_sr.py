@@ -46,10 +46,10 @@ class FaceSRConfig(_DictConfig):
 
     @classmethod
     def tiny(cls) -> FaceSRConfig:
-        """32² faces -> a 4x4 code grid; the same block structure with 4 levels."""
-        return cls(image_size=32, base_channels=8, channel_mult=(1, 2, 2, 4), attn_resolutions=(4,),
-                   codebook_size=16, code_dim=8, dim_embd=16, n_head=2, n_layers=2,
-                   connect_list=(8, 16), norm_groups=4)
+        """32² faces -> a 4x4 code grid; the same block structure with 4 levels, Hallo2's heads
+        and norm groups (so the geometry a file's shapes show is all a loader needs)."""
+        return cls(image_size=32, base_channels=32, channel_mult=(1, 1, 2, 2), attn_resolutions=(4,),
+                   codebook_size=16, code_dim=8, dim_embd=32, n_layers=2, connect_list=(8, 16))
 
     @property
     def latent_size(self) -> int:
