@@ -103,6 +103,8 @@ def option(default: Any, kind: type, help: str, **spec: Any) -> Any:
 
 
 DIFFUSION = frozenset({"echomimic", "echomimic_v2"})
+HALLO = frozenset({"hallo", "hallo2"})
+GENERATIVE = DIFFUSION | HALLO  # every engine with a weights folder and a denoising loop
 SCHEDULES = ("official", "streaming")
 LITE = frozenset({"lite"})
 
@@ -115,23 +117,23 @@ class AnimateRequest:
     text: Optional[str] = option(None, str, "transcript of the speech (lite: forced alignment for better lip sync)",
                                  engines=frozenset({"lite"}), metavar="TEXT")
     fps: Optional[int] = option(None, int, "frames per second (default: 25 for lite, the official 24 for "
-                                "the diffusion engines)", low=1, high=60)
+                                "EchoMimic; Hallo: 25, fixed by the model)", low=1, high=60)
     seed: Optional[int] = option(None, int, "random seed (default: 0 for lite, the official seed for the "
                                  "diffusion engines)", low=0, high=2**31 - 1)
     max_size: Optional[int] = option(None, int, "cap the longer side of the portrait, in pixels", low=64, high=4096)
     face_index: int = option(0, int, "which face to animate: 0 = largest, 1 = next largest, ...", low=0, high=63)
-    steps: Optional[int] = option(None, int, "denoising steps (default: 30, or 6 with accelerated weights)",
-                                  low=1, high=200, engines=DIFFUSION)
-    cfg: Optional[float] = option(None, float, "guidance scale (default: 2.5, or 1.0 with accelerated weights)",
-                                  low=0.0, high=50.0, engines=DIFFUSION)
+    steps: Optional[int] = option(None, int, "denoising steps (default: 30, or 6 with accelerated weights; "
+                                  "Hallo: 40)", low=1, high=200, engines=GENERATIVE)
+    cfg: Optional[float] = option(None, float, "guidance scale (default: 2.5, or 1.0 with accelerated weights; "
+                                  "Hallo: 3.5)", low=0.0, high=50.0, engines=GENERATIVE)
     pose: Optional[Path] = option(None, Path, "pose folder ({i}.npy / .pkl) or driving video",
                                   engines=DIFFUSION, server=False, metavar="PATH")
     paste_back: bool = option(False, bool, "paste the generated face crop back into the portrait",
                               engines=frozenset({"echomimic"}))
-    width: Optional[int] = option(None, int, "generation width in pixels (a multiple the model needs)",
-                                  low=32, high=4096, engines=DIFFUSION)
+    width: Optional[int] = option(None, int, "generation width in pixels (a multiple the model needs; Hallo: "
+                                  "square, a multiple of 64, default 512)", low=32, high=4096, engines=GENERATIVE)
     height: Optional[int] = option(None, int, "generation height in pixels (a multiple the model needs)",
-                                   low=32, high=4096, engines=DIFFUSION)
+                                   low=32, high=4096, engines=GENERATIVE)
     schedule: str = option("official", str, "official: whole-video windows, exactly the official numbers; "
                            "streaming: window after window as audio arrives, flat memory",
                            choices=SCHEDULES, engines=DIFFUSION)
@@ -143,6 +145,16 @@ class AnimateRequest:
                                 "much again", low=0.5, high=1.5, engines=LITE, metavar="X")
     expression: str = option("keep", str, "the photo's expression at rest: keep (a smile stays a smile, its teeth "
                              "stay) or neutral (parted lips are closed)", choices=EXPRESSIONS, engines=LITE)
+    pose_weight: float = option(1.0, float, "Hallo: weight of the audio's pull on the head and background "
+                                "(the full-frame audio attention)", low=0.0, high=4.0, engines=HALLO, metavar="X")
+    face_weight: float = option(1.0, float, "Hallo: weight of the audio's pull on the face (expression)",
+                                low=0.0, high=4.0, engines=HALLO, metavar="X")
+    lip_weight: float = option(1.0, float, "Hallo: weight of the audio's pull on the lips", low=0.0, high=4.0,
+                               engines=HALLO, metavar="X")
+    context_seconds: Optional[float] = option(
+        None, float, "Hallo2 (and Hallo past 60 s): seconds of wav2vec2 context kept across the 60 s audio cuts "
+        "(default: none for hallo2, the official reset at every cut; 10 for hallo)", low=0.0, high=120.0,
+        engines=HALLO, metavar="S")
     extra: Mapping[str, Any] = field(default_factory=dict)  # engine tuning knobs (Python API only)
     # The engine whose validate() produced this request: validating it again (animate ->
     # prepare_avatar -> stream) neither repeats the warnings nor changes anything.
@@ -201,13 +213,13 @@ class EngineOptions:
     """Load-time options: chosen once when the engine is built."""
 
     weights: Optional[Path] = option(None, Path, "weights folder (converted or official layout)",
-                                     engines=DIFFUSION, server=False, metavar="DIR")
+                                     engines=GENERATIVE, server=False, metavar="DIR")
     device: Optional[str] = option(None, str, "cpu, cuda, cuda:1, ... (default: best available)",
-                                   engines=DIFFUSION, server=False)
+                                   engines=GENERATIVE, server=False)
     dtype: Optional[str] = option(None, str, "weights dtype (default: float16 on GPU, float32 on CPU)",
-                                  choices=("float32", "float16", "bfloat16"), engines=DIFFUSION, server=False)
+                                  choices=("float32", "float16", "bfloat16"), engines=GENERATIVE, server=False)
     accelerated: bool = option(False, bool, "accelerated weights: 6 steps, no CFG", engines=DIFFUSION)
-    compile: bool = option(False, bool, "torch.compile the denoiser", engines=DIFFUSION, server=False)
+    compile: bool = option(False, bool, "torch.compile the denoiser", engines=GENERATIVE, server=False)
 
     def __post_init__(self) -> None:
         for f, spec in request_options(type(self)):

@@ -42,6 +42,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 from genhuman.errors import InputError
 from genhuman.media.audio import SAMPLE_RATE
+from genhuman.media.audio_clip import AudioClip, Samples
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ _LEGACY = (f"{POS_CONV}.weight_g", f"{POS_CONV}.weight_v")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 Wave = Union[np.ndarray, torch.Tensor]
+LongWave = Union[np.ndarray, torch.Tensor, AudioClip]  # an AudioClip is read span by span
 
 
 # ---------------------------------------------------------------- loading
@@ -279,7 +281,7 @@ def _windows_from(held: torch.Tensor, first: int, start: int, stop: int, total: 
 # ---------------------------------------------------------------- long audio
 
 
-def segment_features(model: Wav2Vec2Model, wave: Wave, clip_length: int = 0,
+def segment_features(model: Wav2Vec2Model, wave: LongWave, clip_length: int = 0,
                      segment_seconds: float = SEGMENT_SECONDS,
                      context_seconds: Optional[float] = None) -> Iterator[torch.Tensor]:
     """(frames, layers, hidden) per ``segment_seconds`` of audio, in order, computed when asked
@@ -293,7 +295,7 @@ def segment_features(model: Wav2Vec2Model, wave: Wave, clip_length: int = 0,
     statistics and 25 Hz grid, the encoder on each segment plus ``context_seconds`` of audio
     each side (dropped from the output), and the total padded like the whole audio in Hallo.
     """
-    samples = _as_samples(wave)
+    samples = _readable(wave)
     _check_length(model, len(samples))
     if not segment_seconds > 0:
         raise ValueError("segment_seconds must be positive")
@@ -346,7 +348,7 @@ def _cuts(num_samples: int, segment_seconds: float) -> list[tuple[int, int]]:
     return [(start, min(num_samples, start + step)) for start in range(0, num_samples, step)]
 
 
-def _official_segments(model: Wav2Vec2Model, samples: np.ndarray, clip_length: int,
+def _official_segments(model: Wav2Vec2Model, samples: Samples, clip_length: int,
                        segment_seconds: float) -> Iterator[torch.Tensor]:
     cuts = _cuts(len(samples), segment_seconds)
     processed = 0
@@ -359,7 +361,7 @@ def _official_segments(model: Wav2Vec2Model, samples: np.ndarray, clip_length: i
     log.debug("wav2vec: %d segment(s) of %.0f s, no context (official)", len(cuts), segment_seconds)
 
 
-def _context_segments(model: Wav2Vec2Model, samples: np.ndarray, clip_length: int, segment_seconds: float,
+def _context_segments(model: Wav2Vec2Model, samples: Samples, clip_length: int, segment_seconds: float,
                       context_seconds: float) -> Iterator[torch.Tensor]:
     audio_length = official_frame_count(len(samples))
     total_frames = padded_frame_count(audio_length, clip_length)
@@ -383,7 +385,7 @@ class _NormalisedSignal:
     """The whole audio as the model sees it (normalised with the whole audio's mean and
     variance, then zero-padded to ``length``), read span by span."""
 
-    def __init__(self, samples: np.ndarray, length: int, chunk: int = 1 << 20):
+    def __init__(self, samples: Samples, length: int, chunk: int = 1 << 20):
         count, mean, m2 = 0, 0.0, 0.0
         for start in range(0, len(samples), chunk):  # Chan et al.'s pairwise update, in float64
             part = samples[start:start + chunk].astype(np.float64)
@@ -479,6 +481,12 @@ class _ChunkedCNN:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _readable(wave: LongWave) -> Samples:
+    """An AudioClip as it is (segments and spans are read from it when needed: memory stays
+    flat for hours of audio); anything else as one float32 array."""
+    return wave if isinstance(wave, AudioClip) else _as_samples(wave)
 
 
 def _as_samples(wave: Wave) -> np.ndarray:

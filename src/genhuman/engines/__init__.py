@@ -16,6 +16,8 @@ ENGINES: dict[str, str] = {
     "lite": "genhuman.engines.lite:LiteEngine",
     "echomimic": "genhuman.engines.echomimic:EchoMimicEngine",
     "echomimic_v2": "genhuman.engines.echomimic_v2:EchoMimicV2Engine",
+    "hallo": "genhuman.engines.hallo:HalloEngine",
+    "hallo2": "genhuman.engines.hallo:Hallo2Engine",
 }
 
 
