@@ -83,3 +83,23 @@ def test_wrong_options_are_one_line_errors(tmp_path, video, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["upscale", str(video), str(tmp_path / "o.mp4"), "-s", "3", "--weights", str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+def test_realesrgan_background_when_its_weights_are_there(tmp_path, video, monkeypatch, capsys):
+    from genhuman.checkpoints.realesrgan import save_tiny_realesrgan
+
+    weights = tmp_path / "weights"
+    save_tiny_face_sr(weights / "hallo2" / "net_g.pth", seed=3)
+    monkeypatch.setattr(upscale_cli, "landmark_tracker", lambda: (lambda frame: None, lambda: None))  # no face
+    plain, esr = tmp_path / "plain.mp4", tmp_path / "esr.mp4"
+    assert main(["upscale", str(video), str(plain), "-s", "4", "--weights", str(weights), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    asked = ["upscale", str(video), str(tmp_path / "x.mp4"), "--background", "realesrgan", "--weights", str(weights)]
+    assert main(asked) == 2  # asked for, but absent: one line, exit 2
+    err = capsys.readouterr().err
+    assert "needs realesrgan/RealESRGAN_x2plus.pth" in err and err.count("\n") == 1
+    save_tiny_realesrgan(weights / "realesrgan" / "RealESRGAN_x2plus.pth", seed=2)
+    assert main(["upscale", str(video), str(esr), "-s", "4", "--weights", str(weights), "--device", "cpu"]) == 0
+    a, b = next(iter_video_frames(plain)), next(iter_video_frames(esr))
+    assert a.shape == b.shape == (4 * SIDE, 4 * SIDE, 3)
+    assert abs(a.astype(int) - b).mean() > 5  # the random x2 network, not bicubic, made the background

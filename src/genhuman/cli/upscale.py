@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", type=Path, help="output .mp4")
     p.add_argument("-s", "--scale", type=int, choices=(2, 4, 8), default=2, help="upscale factor (default 2)")
     p.add_argument("--weights", type=Path, required=True, help="folder with hallo2/net_g.pth")
+    p.add_argument("--background", choices=("auto", "bicubic", "realesrgan"), default="auto",
+                   help="how the frame around the face is upscaled: Real-ESRGAN x2 (then bicubic to the scale) "
+                        "when WEIGHTS/realesrgan/RealESRGAN_x2plus.pth exists (auto) or asked for, else bicubic")
     p.add_argument("-w", "--fidelity", type=float, default=0.5,
                    help="0: codebook faces (cleanest), 1: closest to the input (default 0.5, as the official)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -61,7 +64,8 @@ def fill_boxes(boxes: list[Optional[Box]]) -> list[Optional[Box]]:
 
 
 def upscale_video(video: Path, output: Path, model, scale: int, fidelity: float, device,
-                  track: Callable[[np.ndarray], Optional[Box]]) -> int:
+                  track: Callable[[np.ndarray], Optional[Box]],
+                  background: Optional[Callable[[np.ndarray, int], np.ndarray]] = None) -> int:
     """Stream ``video`` through the restorer into ``output``; returns the number of frames written."""
     from genhuman.media import VideoWriter, iter_video_frames, open_audio, read_video_info
 
@@ -76,7 +80,7 @@ def upscale_video(video: Path, output: Path, model, scale: int, fidelity: float,
                 restored = _restore_window(frames, boxes, model, fidelity, device) if boxes[0] else None
                 for k in range(first_new, len(frames)):
                     face = None if restored is None else restored[k]
-                    writer.write(_compose(frames[k], scale, boxes[k], face))
+                    writer.write(_compose(frames[k], scale, boxes[k], face, background))
             return writer.frames
     finally:
         if audio is not None:
@@ -97,15 +101,47 @@ def _restore_window(frames: list[np.ndarray], boxes: list, model, fidelity: floa
     return out.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _compose(frame: np.ndarray, scale: int, box: Optional[Box], face: Optional[np.ndarray]) -> np.ndarray:
-    """The frame upscaled bicubic, with the restored face (a crop of ``box``) pasted back."""
+def bicubic(frame: np.ndarray, scale: int) -> np.ndarray:
     import cv2
 
+    height, width = frame.shape[:2]
+    return cv2.resize(frame, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
+
+
+def realesrgan_background(net, device) -> Callable[[np.ndarray, int], np.ndarray]:
+    """Real-ESRGAN's own scale (x2) first, then bicubic up to ``scale`` (the official Hallo2 upsamples
+    the background with RealESRGAN x2)."""
+    import torch
+
+    own = net.config.scale
+
+    def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
+        pad = net.config.unshuffle  # the network needs sides divisible by its pixel-unshuffle
+        height, width = frame.shape[:2]
+        padded = np.pad(frame, ((0, -height % pad), (0, -width % pad), (0, 0)), mode="edge")
+        x = torch.from_numpy(padded).to(device).permute(2, 0, 1)[None].float().div(255.0)
+        with torch.no_grad():
+            y = net(x)[0].clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+        y = np.ascontiguousarray(y[:height * own, :width * own])
+        return y if scale == own else _resize_to(y, width * scale, height * scale)
+
+    return upscale
+
+
+def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def _compose(frame: np.ndarray, scale: int, box: Optional[Box], face: Optional[np.ndarray],
+             upscale: Optional[Callable[[np.ndarray, int], np.ndarray]] = None) -> np.ndarray:
+    """The frame upscaled (bicubic, or ``upscale``), with the restored face (a crop of ``box``) pasted back."""
     from genhuman.face import paste_back
     from genhuman.face.crop import CropTransform
 
     height, width = frame.shape[:2]
-    background = cv2.resize(frame, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
+    background = (upscale or bicubic)(frame, scale)
     if face is None or box is None:
         return background
     # crop = M @ original = M @ (upscaled / scale): the linear part shrinks by the scale
@@ -144,9 +180,18 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, {"input video": args.video})
     device = resolve_device(args.device)
     model = load_face_sr(face_sr_file(args.weights)).to(device)
+    background = None
+    if args.background != "bicubic":
+        from genhuman.checkpoints.realesrgan import REALESRGAN_FILE, load_realesrgan, realesrgan_file
+
+        found = realesrgan_file(args.weights)
+        if found is None and args.background == "realesrgan":
+            raise InputError(f"--background realesrgan needs {REALESRGAN_FILE} in {str(args.weights)!r}")
+        if found is not None:
+            background = realesrgan_background(load_realesrgan(found).to(device), device)
     track, close = landmark_tracker()
     try:
-        frames = upscale_video(args.video, args.output, model, args.scale, args.fidelity, device, track)
+        frames = upscale_video(args.video, args.output, model, args.scale, args.fidelity, device, track, background)
     finally:
         close()
     print(f"wrote {frames} frames at x{args.scale} to {args.output}")
