@@ -103,3 +103,15 @@ def test_realesrgan_background_when_its_weights_are_there(tmp_path, video, monke
     a, b = next(iter_video_frames(plain)), next(iter_video_frames(esr))
     assert a.shape == b.shape == (4 * SIDE, 4 * SIDE, 3)
     assert abs(a.astype(int) - b).mean() > 5  # the random x2 network, not bicubic, made the background
+
+
+def test_the_tiny_hallo2_folder_upscales_through_the_cli(tmp_path, video, monkeypatch):
+    from genhuman.checkpoints import save_tiny_hallo_folder
+
+    weights = save_tiny_hallo_folder(tmp_path / "pretrained_models", family="hallo2")
+    assert (weights / "hallo2" / "net_g.pth").is_file() and (weights / "realesrgan" / "RealESRGAN_x2plus.pth").is_file()
+    monkeypatch.setattr(upscale_cli, "landmark_tracker", lambda: (lambda frame: BOX, lambda: None))
+    out = tmp_path / "x2.mp4"
+    assert main(["upscale", str(video), str(out), "-s", "2", "--weights", str(weights), "--device", "cpu"]) == 0
+    info = read_video_info(out)
+    assert (info.width, info.height, info.frames, info.has_audio) == (2 * SIDE, 2 * SIDE, FPS, True)

@@ -184,8 +184,9 @@ def save_tiny_hallo_folder(directory: str | Path, family: str = "hallo", seed: i
     ``{hallo,hallo2}/net.pth`` (:func:`tiny_hallo_config`), ``stable-diffusion-v1-5/unet/config.json``
     (its geometry), ``sd-vae-ft-mse/``, ``wav2vec/wav2vec2-base-960h/`` (config.json,
     preprocessor_config.json, model.safetensors) and ``face_analysis/models/`` with tiny
-    SCRFD- and ArcFace-shaped ONNX files (:mod:`genhuman.checkpoints.tiny_onnx`). No vocal
-    separator (it is optional) and no Hallo2 upscaler.
+    SCRFD- and ArcFace-shaped ONNX files (:mod:`genhuman.checkpoints.tiny_onnx`). For Hallo2
+    also the upscaler's ``hallo2/net_g.pth`` and ``realesrgan/RealESRGAN_x2plus.pth`` (tiny), so
+    ``genhuman upscale`` runs on it too. No vocal separator (it is optional).
     """
     from genhuman.checkpoints.hallo import save_tiny_hallo_net
     from genhuman.checkpoints.tiny_onnx import save_tiny_face_analysis
@@ -200,4 +201,10 @@ def save_tiny_hallo_folder(directory: str | Path, family: str = "hallo", seed: i
     tiny_vae().save_pretrained(directory / VAE_DIR)
     save_tiny_wav2vec(directory / WAV2VEC_DIR, seed)
     save_tiny_face_analysis(directory, FACE_DETECTOR, FACE_RECOGNIZER, seed)
+    if chosen.name == "hallo2":
+        from genhuman.checkpoints.face_sr import NET_G_FILE, save_tiny_face_sr
+        from genhuman.checkpoints.realesrgan import REALESRGAN_FILE, save_tiny_realesrgan
+
+        save_tiny_face_sr(directory / NET_G_FILE, seed=seed)
+        save_tiny_realesrgan(directory / REALESRGAN_FILE, seed=seed)
     return directory
