@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from typing import Optional
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
+
+from timing import median_ms, sync  # noqa: F401  (bench_diffusion_v2 imports them from here)
 
 from genhuman.audio_features.whisper import (SAMPLE_RATE, build_whisper_encoder, frame_tokens, official_frame_count,
                                              whisper_config_from_dims, whisper_features)
@@ -107,23 +108,6 @@ def speech_wave(frames: int) -> np.ndarray:
 
 def parse_configs(text: str) -> list[tuple[int, float]]:
     return [(int(pair.split(":")[0]), float(pair.split(":")[1])) for pair in text.split(",")]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 @torch.inference_mode()

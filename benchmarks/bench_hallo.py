@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -56,6 +55,7 @@ from genhuman.pipelines.hallo_conditions import attention_levels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
+from timing import median_ms, sync  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -124,31 +124,13 @@ def random_windows(pipe: HalloPipeline, frames: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------ timing
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 @torch.inference_mode()
 def part_timings(pipe: HalloPipeline, portrait: HalloPortrait, args: argparse.Namespace) -> dict[str, float]:
     """Milliseconds of each part, keyed as :func:`projected_clip_ms` reads them."""
     dev, dt, lat = pipe.device, pipe.dtype, portrait.size // pipe.vae_factor
 
     def timed(fn: Callable[[], Any]) -> float:
-        return median_ms(fn, dev, args.warmup, args.repeats)
+        return median_ms(fn, dev, args.repeats, args.warmup)
 
     images = portrait.pixels[None].repeat(1 + MOTION_FRAMES, 1, 1, 1).to(dev, dt)
     ms: dict[str, float] = {}

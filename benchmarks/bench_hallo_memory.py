@@ -22,32 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
-import numpy as np
+from bench_memory_audio_length import make_audio  # speech.wav looped (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "examples" / "astronaut.png"
 SIZE = 64  # the tiny net's frames
-
-
-def make_audio(path: Path, minutes: float) -> None:
-    """examples/speech.wav looped to ``minutes``, written repeat by repeat."""
-    with wave.open(str(ROOT / "examples" / "speech.wav"), "rb") as source:
-        rate = source.getframerate()
-        speech = np.frombuffer(source.readframes(source.getnframes()), "<i2").astype(np.float32)
-    total = int(minutes * 60 * rate)
-    rng = np.random.default_rng(0)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        written = 0
-        while written < total:
-            piece = speech[: total - written] * rng.uniform(0.5, 1.0)
-            out.writeframes(np.clip(piece, -32768, 32767).astype("<i2").tobytes())
-            written += len(piece)
 
 
 def child(args: argparse.Namespace) -> None:

@@ -35,11 +35,9 @@ import numpy as np
 import torch
 
 from tests.parity.official_weights import (
-    BUFFERS,
     RegenerationError,
+    module_states,
     array_sha256,
-    read_params,
-    tensors_sha256,
 )
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -72,25 +70,9 @@ def scheduler_reference() -> dict[str, Any]:
 
 
 def states() -> dict[str, dict[str, torch.Tensor]]:
-    """{"net": the official net.pth state dict, "vae": the VAE's}, regenerated and checked."""
-    spec = weights_spec()
-    g = torch.Generator().manual_seed(spec["seed"])
-    out = {}
-    for module in spec["modules"]:  # one generator, the modules in turn: the order matters
-        state = {}
-        for key, shape, kind in read_params((HALLO / module["params"]).resolve()):
-            if kind in BUFFERS:
-                state[key] = BUFFERS[kind](shape)
-            else:
-                state[key] = torch.randn(shape, generator=g) * module["scale"]
-        digest = tensors_sha256(state)
-        if digest != module["sha256"]:
-            raise RegenerationError(
-                f"regenerated Hallo {module['name']} differs from the official harness output (sha256 "
-                f"{digest[:12]} != {module['sha256'][:12]}): has torch's CPU randn changed? Rebuild the "
-                f"fixture (tests/parity/README.md)")
-        out[module["name"]] = state
-    return out
+    """{"net": the official net.pth state dict, "vae": the VAE's}, regenerated and checked (one
+    generator, the modules in turn, each ``randn * scale``: the order matters)."""
+    return module_states(weights_spec(), HALLO, family="Hallo")
 
 
 def regenerate(out: str | Path) -> Path:

@@ -75,9 +75,9 @@ def _sinusoids(shape: tuple[int, ...]) -> torch.Tensor:
 BUFFERS = {"pe": _pe, "sinusoids": _sinusoids}
 
 
-def _draw(shape: tuple[int, ...], kind: str, rule: str, g: torch.Generator) -> torch.Tensor:
+def _draw(shape: tuple[int, ...], kind: str, rule: str, g: torch.Generator, scale: float = 0.05) -> torch.Tensor:
     if rule == "scaled_normal":
-        return torch.randn(shape, generator=g) * 0.05
+        return torch.randn(shape, generator=g) * scale
     if rule == "fan_in":
         if kind == "n":
             return 1 + 0.1 * torch.randn(shape, generator=g)
@@ -98,25 +98,26 @@ def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def module_states(spec: dict, data: Path = DATA) -> dict[str, dict[str, torch.Tensor]]:
-    """Every network's official state dict, regenerated (and checked against the recorded SHA-256)."""
+def module_states(spec: dict, data: Path = DATA, family: str = "") -> dict[str, dict[str, torch.Tensor]]:
+    """Every network's official state dict, regenerated (and checked against the recorded SHA-256).
+    A module with a ``scale`` draws ``randn * scale`` from the one shared generator (Hallo's rule)."""
     states: dict[str, dict[str, torch.Tensor]] = {}
     shared = None
-    if spec["init"] == "scaled_normal":
+    if spec["init"] == "scaled_normal" or all("scale" in m for m in spec["modules"]):
         shared = torch.Generator().manual_seed(spec["seed"])
     for module in spec["modules"]:
-        rule = module.get("init", spec["init"])  # a module may have its own rule and seed
+        rule = "scaled_normal" if "scale" in module else module.get("init", spec["init"])  # or its own rule and seed
         g = torch.Generator().manual_seed(module["seed"]) if "seed" in module else shared
         state = {}
         for key, shape, kind in read_params(data / module["params"]):
             if kind in BUFFERS:
                 state[key] = BUFFERS[kind](shape)
             else:
-                state[key] = _draw(shape, kind, rule, g)
+                state[key] = _draw(shape, kind, rule, g, module.get("scale", 0.05))
         digest = tensors_sha256(state)
         if digest != module["sha256"]:
             raise RegenerationError(
-                f"regenerated {module['name']} differs from the official harness output (sha256 {digest[:12]} "
+                f"regenerated {family + ' ' if family else ''}{module['name']} differs from the official harness output (sha256 {digest[:12]} "
                 f"!= {module['sha256'][:12]}): has torch's CPU randn changed? Rebuild the fixtures "
                 f"(tests/parity/README.md)")
         states[module["name"]] = state

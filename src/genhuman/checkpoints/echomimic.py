@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from genhuman.checkpoints.vae import load_vae
 from genhuman.checkpoints.weights import parse_config, read_json, read_safetensors, read_state_dict
 from genhuman.checkpoints.layout import (MANIFEST, UNET_CONFIG, VAE_DIR, Variant, check_official, get_variant,
                                          official_root, whisper_file)
+from genhuman.checkpoints.staging import check_destination, staged_folder
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.models import (ConditionEncoder, ConditionEncoderConfig, EchoUNet3D, ReferenceUNet2D, UNet3DConfig,
                              UNetConfig)
@@ -185,14 +185,10 @@ def convert_echomimic(source: str | Path, destination: str | Path, variant: str 
     chosen = get_variant(variant)
     if is_converted(source):
         raise InputError(f"{str(source)!r} is already a converted folder")
-    if destination.exists() and any(destination.iterdir()):
-        raise InputError(f"destination {str(destination)!r} exists and is not empty")
+    check_destination(destination)
     root = official_root(source)
     check_official(root, chosen)
-    work = destination.parent / f".{destination.name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with staged_folder(destination) as work:
         networks = _official_networks(root, chosen, None)
         for i, (name, model) in enumerate(zip(COMPONENTS, networks)):
             report(progress, 0.1 + 0.2 * i, f"converting {name}")
@@ -211,12 +207,6 @@ def convert_echomimic(source: str | Path, destination: str | Path, variant: str 
                     "variant": chosen.name, "condition_channels": chosen.condition_channels,
                     "accelerated": chosen.accelerated, "dtype": str(dtype or "as-is").replace("torch.", "")}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if destination.exists():
-            destination.rmdir()
-        work.rename(destination)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     report(progress, 1.0, "converted")
     log.info("converted %s (%s) to %s", root, chosen.name, destination)
     return destination

@@ -36,6 +36,7 @@ from genhuman.checkpoints.layout import (FACE_DETECTOR, FACE_RECOGNIZER, HALLO_F
                                          get_hallo_family, hallo_missing, hallo_root, optional_file)
 from genhuman.checkpoints.vae import load_vae
 from genhuman.checkpoints.weights import parse_config, read_json
+from genhuman.checkpoints.staging import check_destination, staged_folder
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.models.hallo import AudioProjConfig, HalloConfig, HalloNet, HalloReferenceConfig, HalloUNet3DConfig
 from genhuman.models.pretrained import WEIGHTS_NAME, save_state_dict
@@ -189,14 +190,10 @@ def convert_hallo(source: str | Path, destination: str | Path, family: str = "ha
     chosen = get_hallo_family(family)
     if _is_converted(source):
         raise InputError(f"{str(source)!r} is already a converted folder")
-    if destination.exists() and any(destination.iterdir()):
-        raise InputError(f"destination {str(destination)!r} exists and is not empty")
+    check_destination(destination)
     root = hallo_root(source)
     check_hallo(root, chosen)
-    work = destination.parent / f".{destination.name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with staged_folder(destination) as work:
         report(progress, 0.05, "reading wav2vec2")
         wav2vec = _load_wav2vec(root / WAV2VEC_DIR)
         report(progress, 0.1, f"converting {chosen.net}")
@@ -209,12 +206,6 @@ def convert_hallo(source: str | Path, destination: str | Path, family: str = "ha
         manifest = {"format": HALLO_FORMAT, "format_version": FORMAT_VERSION, "family": chosen.name,
                     "dtype": str(dtype or "as-is").replace("torch.", "")}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if destination.exists():
-            destination.rmdir()
-        work.rename(destination)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     report(progress, 1.0, "converted")
     log.info("converted %s (%s) to %s", root, chosen.name, destination)
     return destination

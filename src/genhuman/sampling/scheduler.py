@@ -28,18 +28,7 @@ def echomimic_scheduler(**overrides) -> DDIMScheduler:
 # and eta are diffusers' defaults). Training-mode quirk: right after building this scheduler the
 # official script switches its kwargs to "scaled_linear" betas for the training scheduler, so
 # Hallo was trained on scaled_linear and samples on linear; inference is what we reproduce.
-HALLO_SCHEDULER = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="linear",
-    clip_sample=False,
-    set_alpha_to_one=True,
-    steps_offset=1,
-    prediction_type="v_prediction",
-    rescale_betas_zero_snr=True,
-    timestep_spacing="trailing",
-)
+HALLO_SCHEDULER = dict(ECHOMIMIC_SCHEDULER)  # the same numbers (a test pins them to Hallo's own yaml)
 HALLO_TRAINING_BETA_SCHEDULE = "scaled_linear"
 HALLO_INFERENCE_STEPS = 40
 
