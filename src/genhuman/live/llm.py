@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -567,3 +568,25 @@ def speakable_pieces(pieces: Iterable[str], first_min_chars: int = 24, max_chars
 
 def _has_words(text: str) -> bool:
     return any(char.isalnum() for char in text)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m genhuman.live.llm --prepare``: convert the embedded model into its cache now
+    (``make`` does, so the first conversation and the tests do not wait ~40 s for it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m genhuman.live.llm", description=main.__doc__)
+    parser.add_argument("--prepare", action="store_true", help="load (and cache) the embedded SmolLM2")
+    args = parser.parse_args(argv)
+    if args.prepare:
+        try:
+            embedded_llm().load()
+        except GenHumanError as exc:
+            print(f"genhuman: {exc}", file=sys.stderr)
+            return 2
+        print(f"genhuman: the embedded language model is ready in {embedded_cache_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -134,6 +134,12 @@ class TurnDetector:
         return self._in_turn
 
     @property
+    def quiet_s(self) -> float:
+        """Seconds of silence since the current turn's last speech frame (0 outside a turn):
+        the conversation starts its answer speculatively on a pause, before the end."""
+        return (self._frame_start - self._last_speech_end) / SAMPLE_RATE if self._in_turn else 0.0
+
+    @property
     def time_s(self) -> float:
         """The detector's clock: samples pushed / 16000."""
         return self._pushed / SAMPLE_RATE

@@ -33,7 +33,7 @@ from genhuman.errors import InputError
 from genhuman.server import guards
 from genhuman.server.admission import Busy
 from genhuman.server.jobs import QueueFull
-from genhuman.server.routes import engines, jobs, page, service
+from genhuman.server.routes import engines, jobs, live, page, service
 from genhuman.server.services import Services
 from genhuman.server.settings import ServerSettings
 from genhuman.server.storage import DiskFull
@@ -48,6 +48,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     """Build the app. ``start_workers=False`` gives an API that only queues (tests)."""
     settings.resolve()
     parts = Services.build(settings)
+    live_sessions = _live_sessions(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -59,7 +60,15 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
                         "%d orphan uploads removed", requeued, failed, stray, orphans)
         if start_workers:
             parts.pool.start()
+        if live_sessions is not None and settings.live_warm_up:
+            import threading
+
+            live_sessions.ready = False
+            threading.Thread(target=live_sessions.warm_up, name="live-warm-up", daemon=True).start()
         yield
+        if live_sessions is not None:
+            await live_sessions.close_all()
+            live_sessions.shutdown()
         if start_workers:
             parts.pool.stop()
         parts.validation.close()
@@ -70,6 +79,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
                   description="Portrait + speech -> lip-synced talking MP4. Jobs are queued and persisted; "
                               "each caller sees only its own jobs.")
     app.state.services = parts
+    app.state.live = live_sessions
     body_limit = settings.max_upload_bytes * 2 + MULTIPART_OVERHEAD  # image + audio + form fields
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -82,6 +92,7 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
     app.include_router(service.router)
     app.include_router(engines.router)
     app.include_router(jobs.router(settings.default_engine, body_limit))
+    app.include_router(live.router)
     page.mount(app)
     docs_policy = guards.docs_csp(bytes(page.docs_page(app.openapi_url or "/openapi.json").body).decode())
     outer = app.build_middleware_stack
@@ -91,6 +102,16 @@ def create_app(settings: ServerSettings, *, start_workers: bool = True) -> FastA
 
     app.build_middleware_stack = with_headers  # type: ignore[method-assign]
     return app
+
+
+def _live_sessions(settings: ServerSettings):
+    """The live sessions manager when the server has portraits for /live, else None."""
+    if not settings.live_portraits:
+        return None
+    from genhuman.live.sessions import LiveSessions, find_portraits
+
+    return LiveSessions(settings.live, find_portraits(settings.live_portraits), settings.ice_servers,
+                        settings.ice_username, settings.ice_credential)
 
 
 def _too_large(limit: int) -> str:

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from genhuman.errors import InputError
 
@@ -48,6 +48,13 @@ class ServerSettings:
     # Further client tokens (each one owns its own jobs); the admin token sees every job.
     tokens: list[str] = field(default_factory=list)
     admin_token: Optional[str] = None
+    # -- live conversation (/live) --
+    live: Any = None  # a genhuman.live.options.LiveOptions; None = the defaults
+    live_portraits: list[Path] = field(default_factory=list)  # images or folders offered on /live; empty = off
+    ice_servers: list[str] = field(default_factory=list)  # stun:/turn: URLs for real deployments
+    ice_username: Optional[str] = None
+    ice_credential: Optional[str] = None
+    live_warm_up: bool = True  # load the language model, voice and first avatar at start-up
 
     @property
     def database_url(self) -> str:
@@ -94,6 +101,14 @@ class ServerSettings:
             raise InputError(f"body timeout must be a positive number of seconds, got {self.body_timeout}")
         if self.max_attempts < 1:
             raise InputError(f"max attempts must be at least 1, got {self.max_attempts}")
+        from genhuman.live.options import LiveOptions
+
+        if self.live is None:
+            self.live = LiveOptions()
+        for url in self.ice_servers:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise InputError(f"an ICE server must be a stun:, turn: or turns: URL, got {url[:60]!r}")
+        self.live_portraits = [Path(p) for p in self.live_portraits]
         self.data_dir = Path(self.data_dir)
         self.weights = {name: Path(folder) for name, folder in self.weights.items()}
         for name, folder in self.weights.items():
