@@ -63,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from genhuman.server.app import create_app
     from genhuman.server.settings import ServerSettings
 
+    import torch
+
+    # The embedded language model is memory-bound: a second thread does not make a token
+    # faster, and it takes the core the renders, encoders and Piper need (measured: the
+    # first answer 2x later with 2 threads on 2 cores). Only the language model uses torch here.
+    torch.set_num_threads(1)
     portraits = find_portraits(args.image)  # a missing file: one line, exit 2
     if not portraits:
         from genhuman.errors import InputError

@@ -248,7 +248,7 @@ class LiveClient:
     def mouth_moves_after(self, after: float) -> Optional[float]:
         """The arrival of the first frame after ``after`` whose mouth is clearly open
         (darker than any idle frame before ``after``, by a margin)."""
-        idle = [d for t, d in self.received.video if t < after][-100:]
+        idle = [d for t, d in self.received.video if after - 1.0 <= t < after]  # the second before: at rest
         if not idle:
             return None
         threshold = max(idle) + 0.02

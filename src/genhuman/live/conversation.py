@@ -35,6 +35,9 @@ MAX_TYPED_CHARS = 500  # one typed message; a TTS answer to more would be a mono
 # end of the turn is certain (silence_s): the language model and the voice get a head start.
 # Playback waits for the end; speech resuming or a different final transcript cancels it.
 SPECULATE_AFTER_S = 0.2
+# The first piece spoken may end at a comma once this long: the voice starts after ~3 words
+# instead of a whole sentence (each token of a CPU model costs ~0.1 s).
+FIRST_PIECE_CHARS = 12
 
 
 @dataclass
@@ -45,6 +48,7 @@ class TurnTiming:
     source: str  # "speech" or "text"
     user_end: float  # last sound of the user's speech, or the moment the text arrived
     asr_done: Optional[float] = None
+    asked: Optional[float] = None  # the language model was asked (earlier than asr_done when speculative)
     llm_first: Optional[float] = None  # first piece of the answer's text
     tts_first: Optional[float] = None  # first sentence spoken (queued on the avatar)
     first_tick: Optional[float] = None  # the tick that starts the answer's audio and frames
@@ -58,8 +62,9 @@ class TurnTiming:
         return {"type": "latency", "turn": self.turn, "source": self.source,
                 "speech_end_to_audio_ms": to_first if self.source == "speech" else None,
                 "text_to_frame_ms": to_first if self.source == "text" else None,
-                "asr_ms": ms(self.asr_done, self.user_end), "llm_first_ms": ms(self.llm_first, self.asr_done),
-                "tts_first_ms": ms(self.tts_first, self.llm_first)}
+                "asr_ms": ms(self.asr_done, self.user_end), "llm_first_ms": ms(self.llm_first, self.asked),
+                "tts_first_ms": ms(self.tts_first, self.llm_first),
+                "speculative": self.asked is not None and self.asr_done is not None and self.asked < self.asr_done}
 
 
 @dataclass
@@ -94,7 +99,9 @@ class Conversation:
         self.emit = emit
         self.replies = replies
         self.detector = detector or TurnDetector(silence_s=options.silence)
-        self.memory = ChatMemory(options.persona, max_turns=options.memory_turns)
+        # a model may ask for less memory than the option allows (a CPU model pays for every token each turn)
+        self.memory = ChatMemory(options.persona, max_turns=options.memory_turns,
+                                 max_chars=int(getattr(llm, "memory_chars", 6000)))
         self._lock = threading.Lock()
         self._reply: Optional[_Reply] = None
         self._timing: Optional[TurnTiming] = None
@@ -252,6 +259,7 @@ class Conversation:
         from genhuman.live.llm import speakable_pieces
 
         try:
+            timing.asked = time.monotonic()
             messages = self.memory.messages() + [{"role": "user", "content": text}]
 
             def pieces():
@@ -261,7 +269,7 @@ class Conversation:
                     reply.text += piece
                     yield piece
 
-            for sentence in speakable_pieces(pieces()):
+            for sentence in speakable_pieces(pieces(), first_min_chars=FIRST_PIECE_CHARS):
                 if reply.cancel.is_set():
                     break
                 try:
@@ -269,13 +277,13 @@ class Conversation:
                 except InputError as exc:  # a sentence the voice cannot read: skip it
                     log.info("live: skipped a sentence the voice cannot speak (%s)", exc)
                     continue
+                if timing.tts_first is None:
+                    timing.tts_first = time.monotonic()
                 while not reply.confirmed.wait(0.01):  # a speculative reply waits for the end of the turn
                     if reply.cancel.is_set():
                         break
                 if reply.cancel.is_set():
                     break
-                if timing.tts_first is None:
-                    timing.tts_first = time.monotonic()
                 self.avatar.say(utterance)
                 self.emit({"type": "answer", "text": reply.text.strip(), "final": False})
         except Exception as exc:  # the model server went away, ...: one line to the page, the session lives on

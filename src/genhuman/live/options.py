@@ -18,8 +18,9 @@ DEFAULT_PERSONA = ("You are a friendly, helpful assistant talking out loud with 
 
 @dataclass(frozen=True)
 class LiveOptions:
-    persona: str = option(DEFAULT_PERSONA, str, "system prompt of the language model (the avatar's persona)",
-                          metavar="TEXT")
+    persona: str = option(DEFAULT_PERSONA, str, "system prompt of the language model (the avatar's persona; "
+                          "the embedded SmolLM2 keeps its own system prompt and reads a persona you set "
+                          "before the first question)", metavar="TEXT")
     llm_url: Optional[str] = option(None, str, "an OpenAI-compatible chat server (vLLM, llama.cpp, Ollama), e.g. "
                                     "http://127.0.0.1:8080/v1 (default: the embedded SmolLM2-135M)", metavar="URL")
     llm_model: str = option("default", str, "model name sent to --llm-url", metavar="NAME")
@@ -32,7 +33,7 @@ class LiveOptions:
                                low=1, high=64, metavar="N")
     memory_turns: int = option(8, int, "past turns the language model remembers per session", low=0, high=100,
                                metavar="N")
-    max_answer_tokens: int = option(60, int, "longest answer, in tokens", low=4, high=1024, metavar="N")
+    max_answer_tokens: int = option(32, int, "longest answer, in tokens", low=4, high=1024, metavar="N")
     live_size: int = option(512, int, "longest side of the avatar's video, pixels", low=128, high=1024,
                             metavar="PX")
     max_session_minutes: float = option(60.0, float, "a conversation is closed after this long", low=1.0,

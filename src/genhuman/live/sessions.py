@@ -101,8 +101,12 @@ class LiveSessions:
                     self._llm = OpenAIChatLLM(self.options.llm_url, model=self.options.llm_model)
                 else:
                     from genhuman.live.llm import embedded_llm
+                    from genhuman.live.options import DEFAULT_PERSONA
 
-                    self._llm = embedded_llm(max_new_tokens=self.options.max_answer_tokens)
+                    # SmolLM2-135M answers best under its own system prompt: a persona is
+                    # passed on only when the user chose one (it goes before the first question)
+                    self._llm = embedded_llm(max_new_tokens=self.options.max_answer_tokens,
+                                             use_persona=self.options.persona != DEFAULT_PERSONA)
             return self._llm
 
     def warm_up(self) -> None:
