@@ -95,11 +95,14 @@ def fast_llm_server() -> str:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.end_headers()
-            for word in FAST_ANSWER.split(" "):
-                chunk = {"choices": [{"delta": {"content": word + " "}}]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
+            try:
+                for word in FAST_ANSWER.split(" "):
+                    chunk = {"choices": [{"delta": {"content": word + " "}}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):  # a barge-in cancelled the answer
+                pass
 
         def log_message(self, *args) -> None:
             pass

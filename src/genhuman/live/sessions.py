@@ -13,6 +13,7 @@ across connect/disconnect cycles.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import threading
@@ -244,6 +245,9 @@ class LiveSessions:
             if session.timer is not None and session.timer is not asyncio.current_task():
                 session.timer.cancel()
             log.info("live: session %s closed (%d running)", session_id, len(self.sessions))
+            # aiortc's peer objects form reference cycles; until the collector breaks them, each
+            # closed session keeps its H.264 encoder and with it libx264's native threads
+            self.media.submit(gc.collect)
 
     async def close(self, session_id: str, owner: Optional[str] = None) -> bool:
         session = self.sessions.get(session_id)

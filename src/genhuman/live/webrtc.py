@@ -15,6 +15,7 @@ import asyncio
 import fractions
 import json
 import logging
+import os
 from collections import deque
 from concurrent.futures import Executor
 from typing import Any, Callable, Optional
@@ -118,6 +119,45 @@ class Downsampler:
         return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
+H264_PRESET = os.environ.get("GENHUMAN_H264_PRESET", "veryfast")  # aiortc leaves libx264 at "medium"
+
+
+class _PresetCodec:
+    """A libx264 context whose ``options`` always include our preset (aiortc sets its own)."""
+
+    def __init__(self, codec: Any) -> None:
+        object.__setattr__(self, "_codec", codec)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._codec, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "options" and H264_PRESET:
+            value = {"preset": H264_PRESET, **dict(value)}
+        setattr(self._codec, name, value)
+
+
+def use_fast_h264() -> None:
+    """Make aiortc's H.264 encoder use :data:`H264_PRESET` (process-wide: the live server is
+    this process's only WebRTC user). Its encoder makes its libx264 context lazily and may
+    remake it when the bitrate changes, so the context is wrapped on every assignment."""
+    import aiortc.codecs as codecs
+    from aiortc.codecs.h264 import H264Encoder
+
+    if getattr(codecs.H264Encoder, "genhuman_preset", False):
+        return
+
+    class PresetH264Encoder(H264Encoder):
+        genhuman_preset = True
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name == "codec" and value is not None and not isinstance(value, _PresetCodec):
+                value = _PresetCodec(value)
+            super().__setattr__(name, value)
+
+    codecs.H264Encoder = PresetH264Encoder  # type: ignore[misc]  # get_encoder() reads the name per call
+
+
 def prefer_h264(transceiver: Any) -> None:
     """Answer video with H.264 (browsers list VP8 first; libx264 is the cheaper encoder)."""
     from aiortc import RTCRtpSender
@@ -138,6 +178,7 @@ class LiveConnection:
     """One browser: its RTCPeerConnection, the media clock, the microphone and the data channel."""
 
     def __init__(self, conversation, pc, media: Executor, fps: float, on_closed: Callable[[], Any]):
+        use_fast_h264()
         QueuedTrack = _track_class()
         self.conversation = conversation
         self.pc = pc
