@@ -243,6 +243,8 @@ async def barge_ins(server: Server, tries: int, results: dict) -> None:
             silent = client.silence_after(speech_onset, hold_s=0.2)
             if silent is not None:
                 results["barge_in"].append((silent - speech_onset) * 1000)
+            cut = [e["onset_to_cut_ms"] for t, e in client.events("interrupted") if t >= speech_onset]
+            results["barge_in_server"] += cut[:1]
             try:  # the "stop" is a turn too: let its answer finish before the next try
                 await answer_done(client, speech_onset, 20)
             except TimeoutError:
@@ -316,7 +318,8 @@ def report(results: dict, args, ready_s: float, load_before: float) -> str:
              row("end of speech -> first mouth-open frame", results["speech_frame"]),
              row("typed text -> first mouth-open frame", results["text_frame"]),
              row("typed text -> first avatar audio", results["text_audio"]),
-             row("barge-in: speech onset -> avatar audio stops", results["barge_in"])]
+             row("barge-in: speech onset -> avatar audio stops", results["barge_in"]),
+             row("barge-in, server: onset in the received audio -> cut tick", results["barge_in_server"])]
     server = results["server_latency"]
     for key in ("asr_ms", "llm_first_ms", "tts_first_ms"):
         values = [e[key] for e in server if e.get(key) is not None]
@@ -337,7 +340,7 @@ def report(results: dict, args, ready_s: float, load_before: float) -> str:
 
 async def main_async(args) -> str:
     results: dict = {k: [] for k in ("speech_audio", "speech_frame", "text_frame", "text_audio", "barge_in",
-                                     "server_latency", "cpu_share", "fps", "frame_gap_p95", "capacity")}
+                                     "barge_in_server", "server_latency", "cpu_share", "fps", "frame_gap_p95", "capacity")}
     load_before = os.getloadavg()[0]
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
