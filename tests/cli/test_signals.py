@@ -20,7 +20,7 @@ TIMEOUT = 120
 @pytest.fixture(scope="module")
 def long_speech(tmp_path_factory, speech_path):
     path = tmp_path_factory.mktemp("signals") / "long.wav"
-    save_wav(path, np.tile(load_audio(speech_path), 2)[:10 * SAMPLE_RATE])  # frames are written for seconds
+    save_wav(path, np.tile(load_audio(speech_path), 5)[:30 * SAMPLE_RATE])  # frames are written for seconds
     return path
 
 

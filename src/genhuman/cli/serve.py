@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
                               rate_burst=args.rate_burst, validation_threads=args.validation_threads,
                               body_timeout=args.body_timeout, live=live_options(args),
                               live_portraits=args.live_portraits or _default_portraits(),
+                              # the language model (seconds of CPU) loads at start-up only when
+                              # live portraits were asked for; else on the first live session
+                              live_warm_up=bool(args.live_portraits),
                               ice_servers=args.ice_servers, ice_username=args.ice_username,
                               ice_credential=args.ice_credential)
     if args.engines:
