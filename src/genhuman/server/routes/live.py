@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from genhuman.errors import InputError
-from genhuman.server.auth import SESSION_COOKIE, Caller, new_session_id, session_id
+from genhuman.server.auth import Caller
 from genhuman.server.services import caller
 
 router = APIRouter(tags=["live"])
@@ -42,13 +42,9 @@ def live_sessions(request: Request) -> Any:
 
 @router.get("/live", include_in_schema=False)
 def live_page(request: Request) -> FileResponse:
-    from genhuman.server.routes.page import SESSION_DAYS, STATIC
+    from genhuman.server.routes.page import page_with_session
 
-    page = FileResponse(STATIC / "live.html", headers={"Cache-Control": "no-cache"})
-    if session_id(request) is None:
-        page.set_cookie(SESSION_COOKIE, new_session_id(), max_age=SESSION_DAYS * 86400, httponly=True,
-                        samesite="strict", path="/")
-    return page
+    return page_with_session(request, "live.html")
 
 
 @router.get("/v1/live/portraits", summary="Portraits for live sessions")

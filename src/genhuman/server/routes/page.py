@@ -20,13 +20,18 @@ SESSION_DAYS = 30
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/")
-def index(request: Request) -> FileResponse:
-    page = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+def page_with_session(request: Request, name: str) -> FileResponse:
+    """A static page, with a session cookie on the browser's first visit."""
+    page = FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
     if session_id(request) is None:
         page.set_cookie(SESSION_COOKIE, new_session_id(), max_age=SESSION_DAYS * 86400, httponly=True,
                         samesite="strict", path="/")
     return page
+
+
+@router.get("/")
+def index(request: Request) -> FileResponse:
+    return page_with_session(request, "index.html")
 
 
 def mount(app: FastAPI) -> None:
