@@ -22,7 +22,8 @@ from genhuman.cli.stderr import native_stderr_hidden
 from genhuman.errors import GenHumanError
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "upscale", "serve", "live"]
+COMMAND_MODULES = ["animate", "eval", "convert", "download", "pose", "upscale", "serve", "live",
+                   "data", "train", "distill"]
 
 
 # Packages of the optional extras (pyproject.toml): a command that needs a missing one
