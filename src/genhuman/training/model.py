@@ -62,6 +62,12 @@ class Keep:
         return cls(zeros, zeros.clone(), zeros.clone())
 
     @classmethod
+    def cfg(cls, batch: int, device: torch.device | str = "cpu") -> "Keep":
+        """``2 * batch`` rows: the unconditional half first, then the conditional half (the loop's order)."""
+        flags = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device)
+        return cls(flags, flags.clone(), flags.clone())
+
+    @classmethod
     def sample(cls, batch: int, generator: torch.Generator, ref_ratio: float, audio_ratio: float,
                all_ratio: float) -> "Keep":
         """Independent drops, plus ``all_ratio`` rows that drop every condition (the CFG uncond)."""

@@ -1,0 +1,89 @@
+"""Phased distillation: the trajectory split, the DDIM jump, the segment target by hand, a run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genhuman.errors import InputError
+from genhuman.sampling import echomimic_scheduler
+from genhuman.sampling.guidance import apply_guidance
+from genhuman.training.config import DistillConfig
+from genhuman.training.distill import Segments, ddim_jump, distill, implied_x0, teacher_target
+from genhuman.training.model import Keep
+from genhuman.training.runner import bundle_of, load_components
+
+
+def test_segments_end_on_the_students_own_timesteps():
+    segments = Segments.of(echomimic_scheduler(), 40, 4)
+    student = echomimic_scheduler()
+    student.set_timesteps(4)
+    assert segments.student_timesteps() == [int(t) for t in student.timesteps] == [999, 749, 499, 249]
+    assert [segments.timestep(segments.end_index(k)) for k in range(4)] == [749, 499, 249, -1]
+    assert segments.segment_of(9) == 0 and segments.segment_of(10) == 1
+
+
+def test_phases_must_divide_teacher_steps():
+    with pytest.raises(InputError, match="--phases 6 does not divide --teacher-steps 40"):
+        DistillConfig(phases=6, teacher_steps=40).check()
+    with pytest.raises(InputError, match="does not divide"):
+        Segments.of(echomimic_scheduler(), 40, 6)
+
+
+def test_ddim_jump_between_neighbours_is_the_schedulers_step():
+    scheduler = echomimic_scheduler()
+    scheduler.set_timesteps(40)
+    g = torch.Generator().manual_seed(0)
+    x, v = torch.randn(1, 4, 2, 3, 3, generator=g), torch.randn(1, 4, 2, 3, 3, generator=g)
+    ts = [int(t) for t in scheduler.timesteps]
+    for i in (0, 17, 39):
+        s = ts[i + 1] if i + 1 < len(ts) else -1
+        expected = scheduler.step(v, ts[i], x).prev_sample
+        torch.testing.assert_close(ddim_jump(scheduler, v, x, ts[i], s), expected, rtol=1e-5, atol=1e-6)
+    # the x0 a jump implies is the one the jump used
+    x_s = ddim_jump(scheduler, v, x, 749, 499)
+    a = scheduler.alphas_cumprod[749]
+    torch.testing.assert_close(implied_x0(scheduler, x, x_s, 749, 499), a.sqrt() * x - (1 - a).sqrt() * v,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_segment_target_equals_the_teachers_sub_steps_by_hand(weights, dataset):
+    teacher = bundle_of(load_components(str(weights))).eval()
+    scheduler = echomimic_scheduler()
+    segments = Segments.of(scheduler, 8, 2)  # 2 segments of 4 sub-steps
+    batch = dataset.batch(0, 1, 3, True, seed=0)
+    x = torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(1))
+    got = teacher_target(teacher, scheduler, segments, x, 5, batch, 2.5)  # sub-steps 5, 6, 7 of segment 1
+
+    by_hand = echomimic_scheduler()
+    by_hand.set_timesteps(8)
+    y = x.clone()
+    with torch.no_grad():
+        for t in by_hand.timesteps[5:]:  # separate uncond and cond calls, diffusers' own step
+            tt = torch.tensor([int(t)])
+            uncond = teacher(y, tt, batch, Keep.none(1))
+            cond = teacher(y, tt, batch, Keep.all(1))
+            y = by_hand.step(apply_guidance(uncond, cond, 2.5), t, y).prev_sample
+    scale = y.abs().max()
+    torch.testing.assert_close(got, y, rtol=0, atol=1e-4 * float(scale))
+    first = teacher_target(teacher, scheduler, segments, x, 2, batch, 2.5)  # segment 0 stops at sub-step 4
+    assert not torch.allclose(first, got)
+
+
+def test_distill_run_writes_acc_weights_in_both_layouts(weights, prepared, dataset, tmp_path):
+    from genhuman.checkpoints import load_echomimic
+
+    config = DistillConfig(phases=2, teacher_steps=4, steps=2, batch_size=1, frames=3, learning_rate=1e-4,
+                           target="consistency", loss="pseudo_huber")
+    result = distill(config, str(weights), prepared, tmp_path / "out", progress=False, dataset=dataset)
+    assert result.steps == 2 and all(torch.isfinite(torch.tensor(result.losses)))
+    converted = load_echomimic(result.checkpoint / "genhuman")
+    assert converted.variant.name == "acc"
+    official = result.checkpoint / "official"
+    acc, base = load_echomimic(official, "acc"), load_echomimic(official, "audio")
+    teacher = load_echomimic(weights)
+    same = [torch.equal(a, b) for a, b in zip(base.denoising_unet.state_dict().values(),
+                                              teacher.denoising_unet.state_dict().values())]
+    moved = [torch.equal(a, b) for a, b in zip(acc.denoising_unet.state_dict().values(),
+                                               teacher.denoising_unet.state_dict().values())]
+    assert all(same) and not all(moved)
