@@ -60,9 +60,18 @@ def test_stage_trainable_sets(weights):
     assert not any("motion_modules" in n for n in one)
 
 
-def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(weights, prepared, dataset, tmp_path):
-    config = _config(weights, stage="stage2", ema_decay=0.9)
-    full = train(config, prepared, tmp_path / "full", progress=False, dataset=dataset)
+RESUMED = dict(stage="stage2", ema_decay=0.9)
+
+
+@pytest.fixture(scope="module")
+def full(weights, prepared, dataset, tmp_path_factory):
+    """An uninterrupted 4-step stage-2 run with EMA."""
+    return train(_config(weights, **RESUMED), prepared, tmp_path_factory.mktemp("full"), progress=False,
+                 dataset=dataset)
+
+
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(weights, prepared, dataset, full, tmp_path):
+    config = _config(weights, **RESUMED)
     part = train(config, prepared, tmp_path / "part", progress=False, stop_after=2, dataset=dataset)
     assert part.steps == 2
     rest = train(config, prepared, tmp_path / "part", resume="latest", progress=False, dataset=dataset)
@@ -74,3 +83,28 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(weights, prepared, 
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
     assert (tmp_path / "part" / "logs" / "tensorboard").is_dir()
     assert (rest.checkpoint / "training_config.json").is_file()
+
+
+def test_checkpoint_animates_the_portrait_from_both_layouts(full, weights, portrait_path, speech_path, tmp_path,
+                                                            capsys):
+    from genhuman.checkpoints import load_echomimic
+    from genhuman.cli import main
+    from genhuman.media import load_audio, read_video_info, save_wav
+
+    official, converted = load_echomimic(full.checkpoint / "official"), load_echomimic(full.checkpoint / "genhuman")
+    start = load_echomimic(weights)
+    for name in ("reference_unet", "denoising_unet", "condition_encoder"):
+        a, b = getattr(official, name).state_dict(), getattr(converted, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    moved = [not torch.equal(v, start.denoising_unet.state_dict()[k])
+             for k, v in official.denoising_unet.state_dict().items()]
+    assert any(moved)  # the trained weights, not the initial ones
+    speech = tmp_path / "short.wav"
+    save_wav(speech, load_audio(speech_path)[:8000])
+    for layout in ("official", "genhuman"):
+        out = tmp_path / f"{layout}.mp4"
+        code = main(["animate", str(portrait_path), str(speech), "--engine", "echomimic", "--weights",
+                     str(full.checkpoint / layout), "-o", str(out), "--steps", "2", "--width", "64", "--no-progress"])
+        assert code == 0, capsys.readouterr().err
+        info = read_video_info(out)
+        assert (info.width, info.height, info.frames) == (64, 64, 12)

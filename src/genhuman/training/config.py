@@ -92,8 +92,6 @@ class TrainConfig(_Config):
     sample_margin: int = 30  # stage 1: reference and target frames at most this far apart
     save_every: int = 0  # 0: only at the end
     log_every: int = 10
-    num_workers: int = 0
-    cache_latents: bool = True  # encode each clip's frames with the frozen VAE once
     train_reference_net: bool = True  # stage 1 only
     train_condition_encoder: bool = True  # stage 1 only
 
@@ -141,8 +139,6 @@ class DistillConfig(_Config):
     lora_alpha: float = 0.0
     save_every: int = 0
     log_every: int = 10
-    num_workers: int = 0
-    cache_latents: bool = True
 
     def check(self) -> None:
         for name in ("phases", "teacher_steps", "steps", "batch_size", "frames", "learning_rate", "log_every",
