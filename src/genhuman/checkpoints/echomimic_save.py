@@ -89,7 +89,7 @@ def save_converted(directory: Path, networks: dict[str, torch.nn.Module], vae, a
     directory = Path(directory)
     with staged_folder(directory) as work:
         for name in ("reference_unet", "denoising_unet", "condition_encoder"):
-            networks[name].save_pretrained(work / name)  # type: ignore[operator]
+            networks[name].save_pretrained(work / name)
         vae.save_pretrained(work / "vae")
         audio_encoder.config.save_pretrained(work / "whisper")
         save_state_dict(audio_encoder.state_dict(), work / "whisper" / WEIGHTS_NAME)

@@ -83,7 +83,7 @@ class TrainConfig(_Config):
     gradient_checkpointing: bool = False
     ema_decay: float = 0.0  # 0: no EMA
     lora_rank: int = 0  # > 0: train LoRA adapters on the trainable modules' attention projections
-    lora_alpha: float = 0.0  # 0: = rank
+    lora_alpha: int = 0  # 0: = rank
     uncond_ref_ratio: float = 0.1
     uncond_audio_ratio: float = 0.05
     uncond_all_ratio: float = 0.05
@@ -136,7 +136,7 @@ class DistillConfig(_Config):
     target: str = "teacher"
     ema_decay: float = 0.95  # the target network (consistency) and the saved student
     lora_rank: int = 0
-    lora_alpha: float = 0.0
+    lora_alpha: int = 0
     save_every: int = 0
     log_every: int = 10
 

@@ -133,7 +133,8 @@ class PreparedDataset:
 
     @property
     def token_shape(self) -> tuple[int, int]:
-        return tuple(self.clips[0].tokens.shape[1:])  # type: ignore[return-value]
+        n, d = self.clips[0].tokens.shape[1:]
+        return int(n), int(d)
 
     def batch(self, step: int, size: int, frames: int, audio: bool, *, seed: int, process: int = 0,
               sample_margin: int = 30) -> Batch:

@@ -105,7 +105,7 @@ def resolve_resume(out: Path, resume: Optional[str]) -> Optional[Path]:
 def make_optimizer(params: list[nn.Parameter], lr: float, weight_decay: float, adam_8bit: bool):
     if adam_8bit:
         try:
-            import bitsandbytes as bnb  # type: ignore[import-not-found]
+            import bitsandbytes as bnb
 
             return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=weight_decay)
         except ImportError:

@@ -22,7 +22,7 @@ def lora_targets(module: nn.Module, trainable: set[str], prefix: str) -> list[st
     return names
 
 
-def add_lora(module: nn.Module, targets: list[str], rank: int, alpha: float) -> int:
+def add_lora(module: nn.Module, targets: list[str], rank: int, alpha: int) -> int:
     """Inject LoRA adapters into ``targets`` of ``module``; only the adapters train afterwards.
     Returns the adapters' parameter count."""
     from peft import LoraConfig, inject_adapter_in_model
@@ -50,7 +50,7 @@ def merged_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     for name, sub in module.named_modules():
         if isinstance(sub, LoraLayer):
             key = f"{name}.base_layer.weight"
-            delta = sum(sub.get_delta_weight(a) for a in sub.active_adapters)
+            delta = sum(sub.get_delta_weight(a) for a in sub.active_adapters)  # type: ignore[attr-defined]
             state[key] = state[key] + delta
     return {k.replace(".base_layer.", "."): v for k, v in state.items()}
 

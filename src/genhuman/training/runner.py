@@ -38,7 +38,7 @@ def bundle_of(components) -> EchoMimicBundle:
     return EchoMimicBundle(components.reference_unet, components.denoising_unet, components.condition_encoder)
 
 
-def apply_lora(bundle: EchoMimicBundle, trainable: list[str], rank: int, alpha: float) -> None:
+def apply_lora(bundle: EchoMimicBundle, trainable: list[str], rank: int, alpha: int) -> None:
     for network in NETWORKS:
         module = getattr(bundle, network)
         targets = lora_targets(module, set(trainable), f"{network}.")
