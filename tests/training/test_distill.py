@@ -70,12 +70,18 @@ def test_segment_target_equals_the_teachers_sub_steps_by_hand(weights, dataset):
     assert not torch.allclose(first, got)
 
 
-def test_distill_run_writes_acc_weights_in_both_layouts(weights, prepared, dataset, tmp_path):
-    from genhuman.checkpoints import load_echomimic
-
+@pytest.fixture(scope="module")
+def distilled(weights, prepared, dataset, tmp_path_factory):
     config = DistillConfig(phases=2, teacher_steps=4, steps=2, batch_size=1, frames=3, learning_rate=1e-4,
                            target="consistency", loss="pseudo_huber")
-    result = distill(config, str(weights), prepared, tmp_path / "out", progress=False, dataset=dataset)
+    return distill(config, str(weights), prepared, tmp_path_factory.mktemp("distill"), progress=False,
+                   dataset=dataset)
+
+
+def test_distill_run_writes_acc_weights_in_both_layouts(weights, distilled):
+    from genhuman.checkpoints import load_echomimic
+
+    result = distilled
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(result.losses)))
     converted = load_echomimic(result.checkpoint / "genhuman")
     assert converted.variant.name == "acc"
@@ -87,3 +93,17 @@ def test_distill_run_writes_acc_weights_in_both_layouts(weights, prepared, datas
     moved = [torch.equal(a, b) for a, b in zip(acc.denoising_unet.state_dict().values(),
                                                teacher.denoising_unet.state_dict().values())]
     assert all(same) and not all(moved)
+
+
+def test_the_student_runs_in_the_engines_accelerated_path(distilled, portrait_path, speech_path, tmp_path, capsys):
+    from genhuman.cli import main
+    from genhuman.media import load_audio, read_video_info, save_wav
+
+    speech = tmp_path / "short.wav"
+    save_wav(speech, load_audio(speech_path)[:8000])
+    out = tmp_path / "acc.mp4"
+    code = main(["animate", str(portrait_path), str(speech), "--engine", "echomimic", "--weights",
+                 str(distilled.checkpoint / "official"), "--accelerated", "--steps", "2", "-o", str(out),
+                 "--width", "64", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert read_video_info(out).frames == 12
