@@ -167,46 +167,31 @@ def init_ray(address: Optional[str], config: CurateConfig, workers: Optional[int
     return True
 
 
-class _Analyze:
-    """Ray Data stage: segment rows in, scored rows out (the segment description rides along)."""
+def _analyze_batch(batch, config: dict, out_dir: str):
+    """Ray Data stage: segments in, scored rows out (the segment description rides along)."""
+    import pandas as pd
 
-    def __init__(self, config: dict, out_dir: str):
-        self.config = CurateConfig.from_dict(config)
-        self.out_dir = Path(out_dir)
-
-    def __call__(self, batch):
-        import pandas as pd
-
-        out = []
-        for text in batch["seg"]:
-            row = analyze_segment(_loads(text), self.config, self.out_dir)
-            out.append({"seg": text, "row": _dumps(row)})
-        return pd.DataFrame(out)
+    cfg, folder = CurateConfig.from_dict(config), Path(out_dir)
+    return pd.DataFrame([{"seg": text, "row": _dumps(analyze_segment(_loads(text), cfg, folder))}
+                         for text in batch["seg"]])
 
 
-class _SyncNet(_Analyze):
-    def __call__(self, batch):
-        import pandas as pd
+def _syncnet_batch(batch, config: dict, out_dir: str):
+    import pandas as pd
+    import torch
 
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() and self.config.ray.syncnet_gpus > 0 else "cpu"
-        out = []
-        for item in batch.to_dict("records"):
-            seg, row = _loads(item["seg"]), _loads(item["row"])
-            out.append({"seg": item["seg"], "row": _dumps(syncnet_segment(row, seg, self.config, device))})
-        return pd.DataFrame(out)
+    cfg = CurateConfig.from_dict(config)
+    device = "cuda" if torch.cuda.is_available() and cfg.ray.syncnet_gpus > 0 else "cpu"
+    return pd.DataFrame([{"seg": seg, "row": _dumps(syncnet_segment(_loads(row), _loads(seg), cfg, device))}
+                         for seg, row in zip(batch["seg"], batch["row"])])
 
 
-class _Export(_Analyze):
-    def __call__(self, batch):
-        import pandas as pd
+def _export_batch(batch, config: dict, out_dir: str):
+    import pandas as pd
 
-        out = []
-        for item in batch.to_dict("records"):
-            row = export_segment(_loads(item["row"]), _loads(item["seg"]), self.config, self.out_dir)
-            out.append({"segment_id": row["segment_id"], "kept": bool(row["kept"])})
-        return pd.DataFrame(out)
+    cfg, folder = CurateConfig.from_dict(config), Path(out_dir)
+    rows = [export_segment(_loads(row), _loads(seg), cfg, folder) for seg, row in zip(batch["seg"], batch["row"])]
+    return pd.DataFrame([{"segment_id": r["segment_id"], "kept": bool(r["kept"])} for r in rows])
 
 
 def _plain(value: dict) -> dict:
@@ -238,16 +223,20 @@ def _run_ray(todo: list[dict[str, Any]], out_dir: Path, config: CurateConfig, ad
         cpus = int(ray.cluster_resources().get("CPU", 1))
         concurrency = config.ray.concurrency or workers or max(1, int(cpus // max(config.ray.analyze_cpus, 1e-3)))
         stage_args = {"config": config.to_dict(), "out_dir": str(out_dir.resolve())}
-        kwargs: dict[str, Any] = {"fn_constructor_kwargs": stage_args, "batch_size": config.ray.batch_size,
+        kwargs: dict[str, Any] = {"fn_kwargs": stage_args, "batch_size": config.ray.batch_size,
                                   "batch_format": "pandas"}
+        pool = ray.data.TaskPoolStrategy(size=concurrency)
         # one JSON string per segment: rows of mixed, partly missing fields stay exact through Arrow
         items = [{"seg": _dumps(seg)} for seg in todo]
         ds: Any = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * concurrency))
-        ds = ds.map_batches(_Analyze, num_cpus=config.ray.analyze_cpus, concurrency=concurrency, **kwargs)
+        # Stateless tasks, not actors: Ray reuses its worker processes, so each imports
+        # MediaPipe once, and adjacent stages with the same resources fuse into one operator.
+        ds = ds.map_batches(_analyze_batch, num_cpus=config.ray.analyze_cpus, compute=pool, **kwargs)
         if config.lipsync.syncnet_weights:
-            ds = ds.map_batches(_SyncNet, num_cpus=1 if not config.ray.syncnet_gpus else 0,
-                                num_gpus=config.ray.syncnet_gpus or None, concurrency=1, **kwargs)
-        ds = ds.map_batches(_Export, num_cpus=config.ray.export_cpus, concurrency=concurrency, **kwargs)
+            gpus = config.ray.syncnet_gpus
+            ds = ds.map_batches(_syncnet_batch, num_cpus=0 if gpus else 1, num_gpus=gpus or None,
+                                compute=ray.data.TaskPoolStrategy(size=1 if not gpus else concurrency), **kwargs)
+        ds = ds.map_batches(_export_batch, num_cpus=config.ray.export_cpus, compute=pool, **kwargs)
         finished = 0
         for batch in ds.iter_batches(batch_size=16, batch_format="pandas"):  # streaming: rows are on disk
             finished += len(batch)
