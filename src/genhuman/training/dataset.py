@@ -12,23 +12,21 @@ Batches are drawn from a generator seeded with ``(seed, step, process)``: the ba
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
+from genhuman.data.layout import (CLIPS_DIR, FEATURES_FILE, MASKS_FILE, VIDEO_FILE, PreparedClip,
+                                   read_manifest)
 from genhuman.errors import InputError
 from genhuman.training.model import Batch
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "manifest.jsonl"
-CLIPS_DIR = "clips"
-VIDEO_FILE, MASKS_FILE, FEATURES_FILE = "video.mp4", "masks.npz", "audio_features.safetensors"
 MASK_DILATION = 0.1  # the engine's mask-box dilation (engines/echomimic.py)
 
 
@@ -49,31 +47,16 @@ def kept_clip_ids(data_dir: Path) -> list[str]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputError(f"data folder not found: {str(data_dir)!r}")
-    manifest = data_dir / MANIFEST_FILE
-    if not manifest.is_file():
-        raise InputError(f"{str(data_dir)!r} is not a prepared data set (no {MANIFEST_FILE}); "
-                         "make one with `genhuman data prepare`")
-    ids = []
-    for line_no, line in enumerate(manifest.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row: dict[str, Any] = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{MANIFEST_FILE} line {line_no} is not JSON") from None
-        if row.get("status") == "kept":
-            ids.append(str(row["clip_id"]))
+    ids = [row.clip_id for row in read_manifest(data_dir) if row.kept]
     if not ids:
         raise InputError(f"{str(data_dir)!r} holds no kept clips")
     return ids
 
 
-def _face_box_mask(masks: np.lib.npyio.NpzFile, size: tuple[int, int]) -> np.ndarray:
-    """One rectangle around every frame's face, dilated by MASK_DILATION (the inference mask)."""
-    h, w = size
-    face = next((masks[k] for k in ("face", "face_mask", "union", "union_mask") if k in masks.files), None)
-    if face is None:
-        raise InputError(f"{MASKS_FILE} has no face mask (keys: {', '.join(masks.files)})")
+def face_box_mask(face: np.ndarray) -> np.ndarray:
+    """One rectangle around every frame's face mask ``(T, H, W)``, dilated by MASK_DILATION: the
+    kind of mask inference gives the face locator."""
+    h, w = face.shape[-2:]
     any_face = np.asarray(face).reshape(-1, h, w).max(axis=0) > 0
     out = np.zeros((h, w), np.float32)
     ys, xs = np.nonzero(any_face)
@@ -85,23 +68,20 @@ def _face_box_mask(masks: np.lib.npyio.NpzFile, size: tuple[int, int]) -> np.nda
     return out
 
 
-def read_clip_arrays(clip_dir: Path) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+def read_clip_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """(frames uint8 (T,H,W,3), control mask (H,W) float32, tokens (T,N,D) float32) of one clip."""
-    from safetensors.torch import load_file
-
-    from genhuman.media.video_reader import iter_video_frames
-
+    clip = PreparedClip(folder)
     for name in (VIDEO_FILE, MASKS_FILE, FEATURES_FILE):
-        if not (clip_dir / name).is_file():
-            raise InputError(f"prepared clip {clip_dir.name!r} lacks {name}; run `genhuman data prepare` again")
-    frames = np.stack(list(iter_video_frames(clip_dir / VIDEO_FILE)))
-    with np.load(clip_dir / MASKS_FILE) as masks:
-        mask = _face_box_mask(masks, frames.shape[1:3])
-    tokens = load_file(str(clip_dir / FEATURES_FILE))["features"].float()
+        if not (clip.folder / name).is_file():
+            raise InputError(f"prepared clip {clip.clip_id!r} lacks {name}; run `genhuman data prepare` again")
+    frames = clip.frames
+    if "face" not in clip.masks:
+        raise InputError(f"{clip.clip_id}/{MASKS_FILE} has no face mask (keys: {', '.join(clip.masks)})")
+    tokens = clip.features.float()
     if tokens.ndim != 3:
-        raise InputError(f"{clip_dir.name}/{FEATURES_FILE}: features must be (frames, tokens, dim), "
+        raise InputError(f"{clip.clip_id}/{FEATURES_FILE}: features must be (frames, tokens, dim), "
                          f"got {tuple(tokens.shape)}")
-    return frames, mask, tokens
+    return frames, face_box_mask(clip.masks["face"]), tokens
 
 
 @torch.no_grad()
