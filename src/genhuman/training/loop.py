@@ -11,7 +11,7 @@ Layout of ``out``::
     checkpoints/checkpoint-<step>/genhuman/     converted layout (safetensors)
     checkpoints/checkpoint-<step>/official/     official file layout (.pth)
     checkpoints/checkpoint-<step>/training_config.json
-    logs/train.csv, logs/tensorboard/
+    logs/train.csv, logs/tensorboard/     the mean loss over every ``log_every`` steps
 """
 
 from __future__ import annotations
@@ -214,7 +214,9 @@ def run(*, out: Path, config: Any, model: nn.Module,
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}")
             if counter.step % config.log_every == 0 or counter.step == last:
-                logs.add(counter.step, value, optimizer.param_groups[0]["lr"], time.perf_counter() - begin)
+                since = (counter.step - 1) % config.log_every + 1  # the mean over the steps since the last row
+                logs.add(counter.step, sum(result.losses[-since:]) / len(result.losses[-since:]),
+                         optimizer.param_groups[0]["lr"], time.perf_counter() - begin)
             if (config.save_every and counter.step % config.save_every == 0) or counter.step == last:
                 result.checkpoint = save_checkpoint(out, counter.step, accelerator, model, ctx, config,
                                                     save_weights)
