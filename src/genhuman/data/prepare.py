@@ -299,31 +299,36 @@ def prepare(videos_dir: Path, out_dir: Path, config: PrepareConfig, model: Optio
     assert config.size is not None
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
     videos = find_videos(videos_dir)
-    if model is None and config.workers == 1:
-        model = load_audio_model(config.family, config.audio_model)
-    elif config.workers > 1 and config.audio_model is None:
+    if config.workers > 1 and config.audio_model is None:
         raise InputError("--workers > 1 needs --audio-model (each worker loads it)")
-    elif model is not None and model.family != config.family:
+    if model is not None and model.family != config.family:
         raise InputError(f"the audio model is for {model.family}, not {config.family}")
-    (out_dir / layout.CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     jobs = [Job(str(video), clip_id, str(layout.clip_dir(out_dir, clip_id)), config.family, config.size,
                 config.max_mismatch, signature(video))
             for video, clip_id in zip(videos, clip_ids(videos, videos_dir))]
     outcomes: dict[str, _Outcome] = {}
-    bar = tqdm(total=len(jobs), desc=f"prepare ({config.family})", unit="video", disable=not progress)
-    if config.workers == 1:
-        assert model is not None
-        for job in jobs:
+    for job in jobs:  # finished clips need no model: a run with nothing to do loads none
+        reused = _reusable(Path(job.folder), job)
+        if reused is not None:
+            outcomes[job.clip_id] = _Outcome(reused, skipped=True)
+    pending = [job for job in jobs if job.clip_id not in outcomes]
+    if pending and model is None:  # bad weights fail here, in one line, before any output
+        model = load_audio_model(config.family, config.audio_model)
+    (out_dir / layout.CLIPS_DIR).mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(pending), desc=f"prepare ({config.family})", unit="video", disable=not progress or not pending)
+    if config.workers == 1 or len(pending) <= 1:
+        for job in pending:
+            assert model is not None
             outcomes[job.clip_id] = prepare_clip(job, model)
             bar.update()
     else:
         import multiprocessing
 
-        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
+        with ProcessPoolExecutor(min(config.workers, len(pending)), mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker,
                                  initargs=(config.family, str(config.audio_model),
                                            logging.getLogger().getEffectiveLevel())) as pool:
-            futures = {pool.submit(_run_in_worker, job): job.clip_id for job in jobs}
+            futures = {pool.submit(_run_in_worker, job): job.clip_id for job in pending}
             for future in as_completed(futures):
                 outcomes[futures[future]] = future.result()
                 bar.update()
