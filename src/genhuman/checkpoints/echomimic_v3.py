@@ -1,0 +1,231 @@
+"""EchoMimicV3 / V3-Flash weights: the official folders, loaded strictly into our transformer.
+
+Official layout (README "Model Preparation")::
+
+    Wan2.1-Fun-V1.1-1.3B-InP/             the base
+        config.json                       original-Wan names (dim, num_layers, ...)
+        diffusion_pytorch_model.safetensors
+        Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth,
+        models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth, google/umt5-xxl/
+    transformer/diffusion_pytorch_model.safetensors   EchoMimicV3 (preview) or Flash weights
+
+As the official loader does, the base is read first, then the EchoMimicV3 file on top of it. The official
+loader prints "missing keys: 93" at the first step (the base has no audio weights), which users take for an
+error; here the base must hold every Wan key, the EchoMimicV3 file must supply every audio key, and what is
+still missing after both is one sentence naming which file lacks what.
+
+Official parameter names are original-Wan names; :func:`to_ours` maps them onto diffusers'
+``WanTransformer3DModel`` (``wan.*``) and our audio branch (``audio.*``), :func:`to_official` back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genhuman.checkpoints.weights import read_json, read_safetensors
+from genhuman.errors import InputError, MissingWeightsError
+from genhuman.models.echomimic_v3 import EchoMimicV3Config, EchoMimicV3Transformer
+
+log = logging.getLogger(__name__)
+
+BASE_DIR = "Wan2.1-Fun-V1.1-1.3B-InP"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+TRANSFORMER = f"transformer/{WEIGHTS}"
+BASE_FILES = ("config.json", WEIGHTS)
+
+# (official pattern, ours); applied in order, first match wins. \1 = block index.
+_NAME_MAP: tuple[tuple[str, str], ...] = (
+    (r"audio2token\.(.+)", r"audio.projector.\1"),
+    (r"audio_injection\.(.+)", r"audio.projector.\1"),
+    (r"blocks\.(\d+)\.cross_attn\.((?:q|k|v)_audio|norm_k_audio)\.(.+)", r"audio.blocks.\1.\2.\3"),
+    (r"patch_embedding\.(.+)", r"wan.patch_embedding.\1"),
+    (r"text_embedding\.0\.(.+)", r"wan.condition_embedder.text_embedder.linear_1.\1"),
+    (r"text_embedding\.2\.(.+)", r"wan.condition_embedder.text_embedder.linear_2.\1"),
+    (r"time_embedding\.0\.(.+)", r"wan.condition_embedder.time_embedder.linear_1.\1"),
+    (r"time_embedding\.2\.(.+)", r"wan.condition_embedder.time_embedder.linear_2.\1"),
+    (r"time_projection\.1\.(.+)", r"wan.condition_embedder.time_proj.\1"),
+    (r"img_emb\.proj\.0\.(.+)", r"wan.condition_embedder.image_embedder.norm1.\1"),
+    (r"img_emb\.proj\.1\.(.+)", r"wan.condition_embedder.image_embedder.ff.net.0.proj.\1"),
+    (r"img_emb\.proj\.3\.(.+)", r"wan.condition_embedder.image_embedder.ff.net.2.\1"),
+    (r"img_emb\.proj\.4\.(.+)", r"wan.condition_embedder.image_embedder.norm2.\1"),
+    (r"blocks\.(\d+)\.self_attn\.([qkv])\.(.+)", r"wan.blocks.\1.attn1.to_\2.\3"),
+    (r"blocks\.(\d+)\.self_attn\.o\.(.+)", r"wan.blocks.\1.attn1.to_out.0.\2"),
+    (r"blocks\.(\d+)\.self_attn\.(norm_[qk])\.(.+)", r"wan.blocks.\1.attn1.\2.\3"),
+    (r"blocks\.(\d+)\.cross_attn\.([qkv])\.(.+)", r"wan.blocks.\1.attn2.to_\2.\3"),
+    (r"blocks\.(\d+)\.cross_attn\.o\.(.+)", r"wan.blocks.\1.attn2.to_out.0.\2"),
+    (r"blocks\.(\d+)\.cross_attn\.(norm_[qk])\.(.+)", r"wan.blocks.\1.attn2.\2.\3"),
+    (r"blocks\.(\d+)\.cross_attn\.k_img\.(.+)", r"wan.blocks.\1.attn2.add_k_proj.\2"),
+    (r"blocks\.(\d+)\.cross_attn\.v_img\.(.+)", r"wan.blocks.\1.attn2.add_v_proj.\2"),
+    (r"blocks\.(\d+)\.cross_attn\.norm_k_img\.(.+)", r"wan.blocks.\1.attn2.norm_added_k.\2"),
+    (r"blocks\.(\d+)\.norm3\.(.+)", r"wan.blocks.\1.norm2.\2"),
+    (r"blocks\.(\d+)\.ffn\.0\.(.+)", r"wan.blocks.\1.ffn.net.0.proj.\2"),
+    (r"blocks\.(\d+)\.ffn\.2\.(.+)", r"wan.blocks.\1.ffn.net.2.\2"),
+    (r"blocks\.(\d+)\.modulation", r"wan.blocks.\1.scale_shift_table"),
+    (r"head\.head\.(.+)", r"wan.proj_out.\1"),
+    (r"head\.modulation", r"wan.scale_shift_table"),
+)
+_OUR_MAP: tuple[tuple[str, str], ...] = (
+    (r"audio\.projector\.(.+)", "PROJECTOR"),
+    (r"audio\.blocks\.(\d+)\.(.+)", r"blocks.\1.cross_attn.\2"),
+    (r"wan\.patch_embedding\.(.+)", r"patch_embedding.\1"),
+    (r"wan\.condition_embedder\.text_embedder\.linear_1\.(.+)", r"text_embedding.0.\1"),
+    (r"wan\.condition_embedder\.text_embedder\.linear_2\.(.+)", r"text_embedding.2.\1"),
+    (r"wan\.condition_embedder\.time_embedder\.linear_1\.(.+)", r"time_embedding.0.\1"),
+    (r"wan\.condition_embedder\.time_embedder\.linear_2\.(.+)", r"time_embedding.2.\1"),
+    (r"wan\.condition_embedder\.time_proj\.(.+)", r"time_projection.1.\1"),
+    (r"wan\.condition_embedder\.image_embedder\.norm1\.(.+)", r"img_emb.proj.0.\1"),
+    (r"wan\.condition_embedder\.image_embedder\.ff\.net\.0\.proj\.(.+)", r"img_emb.proj.1.\1"),
+    (r"wan\.condition_embedder\.image_embedder\.ff\.net\.2\.(.+)", r"img_emb.proj.3.\1"),
+    (r"wan\.condition_embedder\.image_embedder\.norm2\.(.+)", r"img_emb.proj.4.\1"),
+    (r"wan\.blocks\.(\d+)\.attn1\.to_([qkv])\.(.+)", r"blocks.\1.self_attn.\2.\3"),
+    (r"wan\.blocks\.(\d+)\.attn1\.to_out\.0\.(.+)", r"blocks.\1.self_attn.o.\2"),
+    (r"wan\.blocks\.(\d+)\.attn1\.(norm_[qk])\.(.+)", r"blocks.\1.self_attn.\2.\3"),
+    (r"wan\.blocks\.(\d+)\.attn2\.to_([qkv])\.(.+)", r"blocks.\1.cross_attn.\2.\3"),
+    (r"wan\.blocks\.(\d+)\.attn2\.to_out\.0\.(.+)", r"blocks.\1.cross_attn.o.\2"),
+    (r"wan\.blocks\.(\d+)\.attn2\.(norm_[qk])\.(.+)", r"blocks.\1.cross_attn.\2.\3"),
+    (r"wan\.blocks\.(\d+)\.attn2\.add_k_proj\.(.+)", r"blocks.\1.cross_attn.k_img.\2"),
+    (r"wan\.blocks\.(\d+)\.attn2\.add_v_proj\.(.+)", r"blocks.\1.cross_attn.v_img.\2"),
+    (r"wan\.blocks\.(\d+)\.attn2\.norm_added_k\.(.+)", r"blocks.\1.cross_attn.norm_k_img.\2"),
+    (r"wan\.blocks\.(\d+)\.norm2\.(.+)", r"blocks.\1.norm3.\2"),
+    (r"wan\.blocks\.(\d+)\.ffn\.net\.0\.proj\.(.+)", r"blocks.\1.ffn.0.\2"),
+    (r"wan\.blocks\.(\d+)\.ffn\.net\.2\.(.+)", r"blocks.\1.ffn.2.\2"),
+    (r"wan\.blocks\.(\d+)\.scale_shift_table", r"blocks.\1.modulation"),
+    (r"wan\.proj_out\.(.+)", r"head.head.\1"),
+    (r"wan\.scale_shift_table", r"head.modulation"),
+)
+
+
+def _apply(name: str, table: tuple[tuple[str, str], ...]) -> str | None:
+    for pattern, replacement in table:
+        m = re.fullmatch(pattern, name)
+        if m:
+            return m.expand(replacement)
+    return None
+
+
+def to_ours(name: str) -> str | None:
+    """Official (original-Wan) parameter name -> ours; None for a name we do not know."""
+    return _apply(name, _NAME_MAP)
+
+
+def to_official(name: str, flash: bool) -> str | None:
+    out = _apply(name, _OUR_MAP)
+    if out == "PROJECTOR":
+        return ("audio_injection." if flash else "audio2token.") + name[len("audio.projector."):]
+    return out
+
+
+def is_audio_key(official_name: str) -> bool:
+    return "audio" in official_name
+
+
+def official_state_names(model: EchoMimicV3Transformer) -> dict[str, str]:
+    """official name -> our name for every parameter of ``model``."""
+    out = {}
+    for ours in model.state_dict():
+        official = to_official(ours, model.config.flash)
+        if official is None:
+            raise AssertionError(f"no official name for {ours}")
+        out[official] = ours
+    return out
+
+
+def config_from_official(base_config: dict, flash: bool, audio_state: dict[str, torch.Tensor] | None = None,
+                         ) -> EchoMimicV3Config:
+    """Our config from the base ``config.json`` (original-Wan field names), sizes the config cannot give
+    (image/audio widths, Flash projector) read off the EchoMimicV3 weights when given."""
+    try:
+        kw: dict = dict(flash=flash, dim=int(base_config["dim"]), num_heads=int(base_config["num_heads"]),
+                        ffn_dim=int(base_config["ffn_dim"]), num_layers=int(base_config["num_layers"]),
+                        in_channels=int(base_config.get("in_dim", 36)),
+                        out_channels=int(base_config.get("out_dim", 16)),
+                        text_dim=int(base_config.get("text_dim", 4096)), freq_dim=int(base_config.get("freq_dim", 256)),
+                        eps=float(base_config.get("eps", 1e-6)), text_len=int(base_config.get("text_len", 512)))
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{BASE_DIR}/config.json is not a Wan2.1 transformer config") from None
+    if base_config.get("model_type", "i2v") != "i2v":
+        raise InputError(f"{BASE_DIR}/config.json: EchoMimicV3 needs the i2v (InP) base, not model_type "
+                         f"{base_config.get('model_type')!r}")
+    state = audio_state or {}
+    if "img_emb.proj.1.weight" in state:
+        kw["image_dim"] = int(state["img_emb.proj.1.weight"].shape[1])
+    if flash and "audio_injection.proj1.weight" in state:
+        inter, width1 = state["audio_injection.proj1.weight"].shape
+        width_vf = state["audio_injection.proj1_vf.weight"].shape[1]
+        tokens = state["audio_injection.proj3.weight"].shape[0] // kw["dim"]
+        per_window = width1 // 5
+        kw.update(audio_intermediate=int(inter), audio_context_tokens=int(tokens), audio_window=5,
+                  audio_window_vf=int(width_vf // per_window), audio_layers=int(per_window // kw.get("audio_dim", 768)))
+    elif not flash and "audio2token.proj.weight" in state:
+        kw["audio_dim"] = int(state["audio2token.proj.weight"].shape[1])
+    return EchoMimicV3Config(**kw)
+
+
+@dataclass
+class OfficialFolder:
+    root: Path
+    base: Path
+    transformer: Path
+
+
+def official_folder(directory: str | Path) -> OfficialFolder:
+    """Find the base and the EchoMimicV3 transformer file; a missing one is one line naming what to fetch."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError(f"weights folder not found: {root.name}")
+    base = root / BASE_DIR
+    missing = [f"{BASE_DIR}/{name}" for name in BASE_FILES if not (base / name).is_file()]
+    if not (root / TRANSFORMER).is_file():
+        missing.append(TRANSFORMER + " (the EchoMimicV3 weights; without them the base has no audio branch)")
+    if missing:
+        raise MissingWeightsError(f"incomplete EchoMimicV3 weights folder {root.name}: missing "
+                                  + ", ".join(missing) + " (genhuman download echomimic_v3 lists the files)")
+    return OfficialFolder(root, base, root / TRANSFORMER)
+
+
+def load_transformer(directory: str | Path, flash: bool, dtype: torch.dtype = torch.float32,
+                     ) -> EchoMimicV3Transformer:
+    """Base first, then the EchoMimicV3 file over it, both strict in the sense above."""
+    folder = official_folder(directory)
+    base_state = read_safetensors(folder.base / WEIGHTS)
+    audio_state = read_safetensors(folder.transformer)
+    config = config_from_official(read_json(folder.base / "config.json"), flash, audio_state)
+    with torch.device("meta"):
+        model = EchoMimicV3Transformer(config)
+    names = official_state_names(model)
+    wanted_base = {k for k in names if not is_audio_key(k)}
+    wanted_audio = set(names) - wanted_base
+    unknown = sorted(set(base_state) - set(names)) + sorted(set(audio_state) - set(names))
+    if unknown:
+        kind = "Flash" if flash else "preview"
+        raise InputError(f"{TRANSFORMER} or the base holds {len(unknown)} key(s) the EchoMimicV3 {kind} transformer "
+                         f"does not have (e.g. {unknown[0]}); is this the {kind} folder?")
+    lacking_base = sorted(wanted_base - set(base_state) - set(audio_state))
+    if lacking_base:
+        raise InputError(f"{BASE_DIR}/{WEIGHTS} lacks {len(lacking_base)} Wan2.1 key(s) (e.g. {lacking_base[0]}): "
+                         "the base must be Wan2.1-Fun-V1.1-1.3B-InP")
+    lacking_audio = sorted(wanted_audio - set(audio_state))
+    if lacking_audio:
+        raise InputError(f"{TRANSFORMER} lacks {len(lacking_audio)} EchoMimicV3 audio key(s) "
+                         f"(e.g. {lacking_audio[0]}): it is not the EchoMimicV3 "
+                         f"{'Flash' if flash else 'preview'} transformer")
+    merged = {**base_state, **audio_state}
+    ours = {}
+    for official, tensor in merged.items():
+        target = names[official]
+        ours[target] = tensor.to(dtype)
+    shapes = model.state_dict()
+    bad = [k for k, v in ours.items() if tuple(v.shape) != tuple(shapes[k].shape)]
+    if bad:
+        raise InputError(f"EchoMimicV3 weights do not fit the base config: {len(bad)} tensor(s) of another shape "
+                         f"(e.g. {to_official(bad[0], flash)})")
+    model.load_state_dict(ours, strict=True, assign=True)
+    model.wan.rope = type(model.wan.rope)(config.head_dim, (1, 2, 2), 1024)  # buffers were built on meta
+    log.info("EchoMimicV3 %s transformer: %d base + %d EchoMimicV3 tensors", "Flash" if flash else "preview",
+             len(base_state), len(audio_state))
+    return model.eval()
