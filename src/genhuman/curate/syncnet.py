@@ -101,8 +101,8 @@ def sync_confidence(model: SyncNet, faces: np.ndarray, audio: np.ndarray, batch:
                     device: str = "cpu") -> tuple[float, int, float]:
     """(confidence, offset in frames, min distance) of (T, 224, 224, 3) uint8 faces and their audio."""
     cc = mfcc(audio)
-    frames = min(len(faces), cc.shape[1] // MFCC_PER_FRAME)
-    last = frames - WINDOW
+    frames = min(len(faces), len(audio) // 640)  # official: whole 40 ms audio frames at 16 kHz
+    last = min(frames - WINDOW, (cc.shape[1] - MFCC_WINDOW) // MFCC_PER_FRAME + 1)
     if last < 1:
         raise ValueError("too few frames for SyncNet")
     video = torch.from_numpy(np.ascontiguousarray(faces[:frames])).permute(3, 0, 1, 2).float()[None]  # 1,3,T,H,W

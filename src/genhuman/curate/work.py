@@ -29,7 +29,6 @@ from genhuman.curate.speech import check_speech
 from genhuman.curate.technical import check_technical
 from genhuman.curate.verdict import STAGE_ORDER, Verdict
 from genhuman.errors import InputError
-from genhuman.pipelines.face_crop import FaceCrop
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +114,9 @@ def _crop_box(row: dict, box, shape, info: SourceInfo, config: CurateConfig) -> 
     """The face-centred square (EchoMimic's official crop of the union face box), in source pixels."""
     if box is None:
         return
+    # imported here, once per worker: the genhuman.pipelines package imports diffusers
+    from genhuman.pipelines.face_crop import FaceCrop
+
     scale = info.width / shape[1]
     crop = FaceCrop.official(tuple(v * scale for v in box), info.width, info.height,
                              crop_dilation=config.output.crop_dilation)
