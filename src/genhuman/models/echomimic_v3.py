@@ -278,6 +278,8 @@ class EchoMimicV3Transformer(nn.Module):
                 cache.store(h - start)
         else:
             h = h + cache.residual()
+        if cache is not None:
+            cache.done()
         c.tokens = None
         c.mask = None
 
