@@ -284,6 +284,7 @@ def main() -> int:
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), diffusers {diffusers.__version__}, "
           f"accelerate {accelerate.__version__}, python {platform.python_version()}")
+    torch.set_flush_denormal(True)  # tiny gradients late in training must not fall onto the slow path
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -300,10 +301,17 @@ def main() -> int:
         save_tiny_official_checkpoint(init)  # tiny EchoMimic geometry; its whisper makes the features
     prepared = timed("data", lambda: make_data(work, init))
     train_ids, held_out = split(prepared)
-    vae, vae_psnr = timed("vae", lambda: fit_vae(prepared, train_ids, args.vae_steps))
+    marker = init / "vae_fitted.json"  # a rerun in the same --work reuses the data and the fitted VAE
+    if marker.is_file():
+        from genhuman.checkpoints.vae import load_vae
+
+        vae, vae_psnr = load_vae(init / VAE_DIR), float(json.loads(marker.read_text())["psnr"])
+    else:
+        vae, vae_psnr = timed("vae", lambda: fit_vae(prepared, train_ids, args.vae_steps))
+        shutil.rmtree(init / VAE_DIR)
+        vae.save_pretrained(init / VAE_DIR)
+        marker.write_text(json.dumps({"psnr": vae_psnr, "seconds": times["vae"], "steps": args.vae_steps}))
     log(f"VAE reconstruction PSNR {vae_psnr:.2f} dB")
-    shutil.rmtree(init / VAE_DIR)
-    vae.save_pretrained(init / VAE_DIR)
     dataset = PreparedDataset(prepared, vae, clip_ids=train_ids)
 
     common = dict(batch_size=4, learning_rate=3e-4, weight_decay=0.0, log_every=5, ema_decay=0.0)
