@@ -369,16 +369,15 @@ class FakeTokenizer:
     eos_token_id = 0
 
     def apply_chat_template(self, messages, **kwargs):
-        import torch
-
-        return {"input_ids": torch.tensor([[1, 2, 3]])}
+        return {"input_ids": [1, 2, 3]}
 
     def decode(self, ids, **kwargs) -> str:
         return "".join(f"w{int(i)} " for i in ids)
 
 
 class FakeModel:
-    """Generates token 7, 8, 9 ... every ``step_s``, honouring the streamer and stopping criteria."""
+    """A causal model that, after token k, predicts token k + 1 (7, 8, 9 ... after the prompt
+    [1, 2, 3] once it has seen 6), ``step_s`` a call; it fails at call ``fail_after``."""
 
     def __init__(self, step_s: float = 0.05, fail_after: int | None = None) -> None:
         self.step_s, self.fail_after = step_s, fail_after
@@ -387,26 +386,29 @@ class FakeModel:
     def eval(self):
         return self
 
-    def generate(self, ids, streamer, stopping_criteria, max_new_tokens, **kwargs):
+    def __call__(self, input_ids, past_key_values, use_cache):
         import torch
+        from types import SimpleNamespace
 
-        streamer.put(ids)  # the prompt, skipped by the streamer
-        for step in range(max_new_tokens):
-            if self.fail_after is not None and step == self.fail_after:
-                raise RuntimeError("out of memory")
-            time.sleep(self.step_s)
-            self.steps += 1
-            streamer.put(torch.tensor([7 + step]))
-            if stopping_criteria(ids, None):
-                break
-        streamer.end()
+        if self.fail_after is not None and self.steps == self.fail_after:
+            raise RuntimeError("out of memory")
+        time.sleep(self.step_s)
+        self.steps += 1
+        last = int(input_ids[0, -1])
+        logits = torch.zeros(1, input_ids.shape[1], 64)
+        logits[0, -1, max(last + 1, 7)] = 1.0
+        past_key_values.update(torch.zeros(1, 1, input_ids.shape[1], 2), torch.zeros(1, 1, input_ids.shape[1], 2), 0)
+        return SimpleNamespace(logits=logits, past_key_values=past_key_values)
 
 
 @pytest.fixture
 def fake_loaded(monkeypatch):
+    from genhuman.live.runners import ThreadRunner
+
     def install(model: FakeModel) -> FakeModel:
-        monkeypatch.setattr(llm_module._Loaded, "model", model)
+        monkeypatch.setattr(llm_module._Loaded, "runner", ThreadRunner(model))
         monkeypatch.setattr(llm_module._Loaded, "tokenizer", FakeTokenizer())
+        monkeypatch.setattr(llm_module._Loaded, "stop_ids", frozenset({0}))
         return model
 
     return install
@@ -414,7 +416,8 @@ def fake_loaded(monkeypatch):
 
 def test_embedded_streams_the_generated_text(fake_loaded):
     fake_loaded(FakeModel(step_s=0.0))
-    assert "".join(EmbeddedLLM(max_new_tokens=4).stream(MESSAGES, threading.Event())) == "w7 w8 w9 w10 "
+    assert "".join(EmbeddedLLM(max_new_tokens=4, repetition_penalty=1.0).stream(MESSAGES, threading.Event())) \
+        == "w7 w8 w9 w10 "
 
 
 def test_embedded_stops_within_a_token_of_cancel(fake_loaded):

