@@ -58,7 +58,7 @@ def write_video(path: Path, frames: int, fps: float, audio_seconds: float, shift
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def echo_weights(tmp_path_factory) -> Path:
     """An EchoMimic folder holding only what preparation reads: the tiny random whisper, official format."""
     import torch
@@ -72,14 +72,14 @@ def echo_weights(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def echo_model(echo_weights):
     from genhuman.data.features import load_audio_model
 
     return load_audio_model("echomimic", echo_weights)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> Path:
     """a: 25 fps, audio as long as the video; nested/b: 30 fps (resampled to 25), audio 2 frames
     short (kept, trimmed); short: audio 10 frames short (dropped)."""
