@@ -137,6 +137,8 @@ def distill_loss(config: DistillConfig, dataset: PreparedDataset, teacher: EchoM
 
     def loss(student: nn.Module, generator: torch.Generator, ctx: RunContext) -> torch.Tensor:
         device = ctx.accelerator.device
+        if teacher.denoising_unet.conv_in.weight.device != device:  # the frozen teacher is not prepared
+            teacher.to(device)
         batch = dataset.batch(ctx.step, config.batch_size, config.frames, True, seed=config.seed,
                               process=ctx.accelerator.process_index).to(device)
         index = int(torch.randint(0, len(segments.timesteps), (1,), generator=generator))
