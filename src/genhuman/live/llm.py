@@ -385,9 +385,12 @@ class EmbeddedLLM:
             started = time.monotonic()
             if self.separate_process:
                 from genhuman.live.runners import ProcessRunner, RunnerError
+                from genhuman.live.priority import ANSWER_NICENESS
 
                 try:
-                    runner: Any = ProcessRunner(("embedded", str(gguf), str(cache), self.quantize))
+                    # below the media clock's priority, as the server's answer threads are
+                    runner: Any = ProcessRunner(("embedded", str(gguf), str(cache), self.quantize),
+                                                niceness=ANSWER_NICENESS)
                 except RunnerError as exc:
                     raise LLMError(str(exc)) from exc
                 tokenizer = load_tokenizer(gguf, cache)

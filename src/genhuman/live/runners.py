@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -98,11 +99,11 @@ class RunnerError(RuntimeError):
 class ProcessRunner:
     """Decodes in a child process that loads its model from ``spec`` (see :func:`load_model`)."""
 
-    def __init__(self, spec: tuple, threads: int = 1, ready_timeout_s: float = 600.0):
+    def __init__(self, spec: tuple, threads: int = 1, ready_timeout_s: float = 600.0, niceness: int = 0):
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
         self._conn, child_conn = context.Pipe()
         self._cancel_id = context.Value("q", -1, lock=False)
-        self.process = context.Process(target=_serve, args=(spec, threads, child_conn, self._cancel_id),
+        self.process = context.Process(target=_serve, args=(spec, threads, child_conn, self._cancel_id, niceness),
                                        name="genhuman-llm", daemon=True)
         self.process.start()
         child_conn.close()
@@ -226,9 +227,11 @@ class _Slowed:
         return getattr(self.model, name)
 
 
-def _serve(spec: tuple, threads: int, conn, cancel_id) -> None:
+def _serve(spec: tuple, threads: int, conn, cancel_id, niceness: int = 0) -> None:
     """The child process: load, say ready, then answer requests until told to stop."""
     started = time.monotonic()
+    if niceness > 0 and hasattr(os, "nice"):
+        os.nice(niceness)
     try:
         import torch
 

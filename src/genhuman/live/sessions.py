@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from genhuman.errors import InputError
 from genhuman.live.options import LiveOptions
+from genhuman.live.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ class LiveSessions:
         self.ready = True  # False while warm_up runs
         self._seed = 0
         self.media = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-media")
-        self.replies = ThreadPoolExecutor(max_workers=options.max_sessions + 1, thread_name_prefix="live-reply")
+        self.replies = ThreadPoolExecutor(max_workers=options.max_sessions + 1, thread_name_prefix="live-reply",
+                                          initializer=lower_thread_priority)
 
     # -- shared parts -------------------------------------------------------------------
 
