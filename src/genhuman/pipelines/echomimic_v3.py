@@ -63,7 +63,7 @@ def set_flash_timesteps(scheduler: UniPCMultistepScheduler, steps: int) -> torch
     1 - 1/1000), shifted by the scheduler's ``flow_shift``."""
     n = scheduler.config.num_train_timesteps
     sigma_max = float(torch.tensor(1.0 - 1.0 / n, dtype=torch.float32))
-    scheduler.set_timesteps(sigmas=np.linspace(sigma_max, 0.0, steps + 1)[:-1])  # type: ignore[arg-type]
+    scheduler.set_timesteps(sigmas=np.linspace(sigma_max, 0.0, steps + 1)[:-1])
     return scheduler.timesteps
 
 
@@ -252,7 +252,7 @@ class EchoMimicV3Pipeline:
             pred = guided(i, out)
             latents = sched.step(pred, t, latents, return_dict=False)[0]
             if callback is not None:
-                callback(i, float(t), pred, latents)
+                callback(i, float(t), pred, latents.clone())  # the blend below edits latents in place
             if init != 0 and i != 0:
                 ramp = torch.linspace(0, 1, overlap, dtype=latents.dtype).view(1, 1, -1, 1, 1)
                 start = [k % n for k in range(overlap)]
