@@ -197,12 +197,23 @@ async def spoken_turns(server: Server, questions: list[str], results: dict) -> N
         results["frame_gap_p95"].append(float(pct(list(gaps), 95)))
 
 
-async def typed_turns(server: Server, texts: list[str], results: dict) -> None:
+# A typist's pause before Enter: the page sends the draft after 0.3 s without a key
+# (live.js DRAFT_PAUSE_MS), then the message when Enter comes.
+DRAFT_LEAD_S = 0.6
+
+
+async def typed_turns(server: Server, texts: list[str], results: dict, drafted: bool = False) -> None:
+    """Typed questions. ``drafted``: as the page sends them when the typist pauses
+    ``DRAFT_LEAD_S`` before Enter (the draft first); else the message alone, at once."""
     from genhuman.live.client import LiveClient
 
+    suffix = "_draft" if drafted else ""
     async with LiveClient(server.url) as client:
         await asyncio.sleep(2.0)
         for text in texts:
+            if drafted:
+                client.send({"type": "draft", "text": text})
+                await asyncio.sleep(DRAFT_LEAD_S)
             sent = time.monotonic()
             client.send({"type": "text", "text": text})
             try:
@@ -213,9 +224,12 @@ async def typed_turns(server: Server, texts: list[str], results: dict) -> None:
             mouth = client.mouth_moves_after(sent)
             sound = client.first_sound_after(sent)
             if mouth is not None:
-                results["text_frame"].append((mouth - sent) * 1000)
+                results["text_frame" + suffix].append((mouth - sent) * 1000)
             if sound is not None:
-                results["text_audio"].append((sound - sent) * 1000)
+                results["text_audio" + suffix].append((sound - sent) * 1000)
+            print(f"  typed{' (drafted)' if drafted else ''} {text!r}: audio "
+                  f"{((sound or sent) - sent) * 1000:.0f} ms, frame {((mouth or sent) - sent) * 1000:.0f} ms",
+                  flush=True)
             await asyncio.sleep(0.3)
 
 
@@ -318,6 +332,10 @@ def report(results: dict, args, ready_s: float, load_before: float) -> str:
              row("end of speech -> first mouth-open frame", results["speech_frame"]),
              row("typed text -> first mouth-open frame", results["text_frame"]),
              row("typed text -> first avatar audio", results["text_audio"]),
+             row(f"typed text, drafted {DRAFT_LEAD_S:g} s before Enter -> first mouth-open frame",
+                 results["text_frame_draft"]),
+             row(f"typed text, drafted {DRAFT_LEAD_S:g} s before Enter -> first avatar audio",
+                 results["text_audio_draft"]),
              row("barge-in: speech onset -> avatar audio stops", results["barge_in"]),
              row("barge-in, server: onset in the received audio -> cut tick", results["barge_in_server"])]
     server = results["server_latency"]
@@ -339,8 +357,8 @@ def report(results: dict, args, ready_s: float, load_before: float) -> str:
 
 
 async def main_async(args) -> str:
-    results: dict = {k: [] for k in ("speech_audio", "speech_frame", "text_frame", "text_audio", "barge_in",
-                                     "barge_in_server", "server_latency", "cpu_share", "fps", "frame_gap_p95", "capacity")}
+    results: dict = {k: [] for k in ("speech_audio", "speech_frame", "text_frame", "text_audio",
+                                      "text_frame_draft", "text_audio_draft", "barge_in", "barge_in_server", "server_latency", "cpu_share", "fps", "frame_gap_p95", "capacity")}
     load_before = os.getloadavg()[0]
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -356,6 +374,9 @@ async def main_async(args) -> str:
         if "typed" in parts:
             print("typed turns", flush=True)
             await typed_turns(server, questions, results)
+        if "drafted" in parts:
+            print("typed turns, drafted", flush=True)
+            await typed_turns(server, questions, results, drafted=True)
         if "barge" in parts:
             print("barge-in", flush=True)
             await barge_ins(server, args.barge_ins, results)
@@ -379,7 +400,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="/tmp/genhuman-bench-live")
     parser.add_argument("--fast-llm", action="store_true",
                         help="answer with a local instant OpenAI-compatible server instead of the embedded model")
-    parser.add_argument("--only", default="spoken,typed,barge,capacity,cycles", help="parts to run, comma separated")
+    parser.add_argument("--only", default="spoken,typed,drafted,barge,capacity,cycles", help="parts to run, comma separated")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live.md"))
     args = parser.parse_args()
     text = asyncio.run(main_async(args))

@@ -40,6 +40,8 @@ SPECULATE_AFTER_S = 0.2
 # model costs ~65 ms on one core).
 FIRST_PIECE_CHARS = 12
 FIRST_PIECE_WORDS = 3
+# A draft's answer (see Conversation.draft) waits this long for the message to be sent.
+DRAFT_WAIT_S = 30.0
 
 
 @dataclass
@@ -77,6 +79,7 @@ class _Reply:
     # generates and speaks into a buffer until then, and plays nothing
     confirmed: threading.Event = field(default_factory=threading.Event)
     text: str = ""
+    expires: Optional[float] = None  # a draft's reply waits this long (monotonic) to be sent
 
 
 class Conversation:
@@ -210,10 +213,41 @@ class Conversation:
         if len(text) > MAX_TYPED_CHARS:
             raise InputError(f"the message is too long: {len(text)} characters, at most {MAX_TYPED_CHARS}")
         now = time.monotonic()
+        with self._lock:
+            reply = self._reply
+        speculative = reply if reply is not None and not reply.confirmed.is_set() else None
+        if speculative is not None and speculative.question == text.strip():  # its draft, read ahead
+            timing = self._timing
+            if timing is not None:
+                timing.turn, timing.user_end, timing.asr_done = self._next_turn(), now, now
+            self.emit({"type": "transcript", "text": text.strip()})
+            self._set_state("thinking")
+            speculative.confirmed.set()
+            return
+        if speculative is not None:
+            speculative.cancel.set()
         if self.busy():
             self.interrupt()
         self.emit({"type": "transcript", "text": text.strip()})
         self._start_reply(text.strip(), TurnTiming(self._next_turn(), "text", now, asr_done=now))
+
+    def draft(self, text) -> None:
+        """The text box after a pause in typing: its answer starts now, as a speculative reply
+        (generated and spoken into a buffer, played only when the message is sent as it is;
+        a different draft or message cancels it). Ignored while the avatar answers or hears."""
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_TYPED_CHARS:
+            return
+        text = text.strip()
+        if self.busy() or self._hearing or self._closed:
+            return
+        with self._lock:
+            reply = self._reply
+        if reply is not None and not reply.confirmed.is_set():
+            if reply.question == text:
+                return  # already answering this very text
+            reply.cancel.set()
+        self._start_reply(text, TurnTiming(self._turns + 1, "text", time.monotonic()), confirmed=False,
+                          expires_s=DRAFT_WAIT_S)
 
     def mute(self, muted: bool) -> None:
         self._muted = bool(muted)
@@ -244,8 +278,9 @@ class Conversation:
         self._turns += 1
         return self._turns
 
-    def _start_reply(self, text: str, timing: TurnTiming, confirmed: bool = True) -> None:
-        reply = _Reply(question=text)
+    def _start_reply(self, text: str, timing: TurnTiming, confirmed: bool = True,
+                     expires_s: Optional[float] = None) -> None:
+        reply = _Reply(question=text, expires=None if expires_s is None else time.monotonic() + expires_s)
         if confirmed:
             reply.confirmed.set()
         with self._lock:
@@ -285,6 +320,8 @@ class Conversation:
                     utterance = trim_leading_silence(utterance)  # the answer starts at its first sound
                     timing.tts_first = time.monotonic()
                 while not reply.confirmed.wait(0.01):  # a speculative reply waits for the end of the turn
+                    if reply.expires is not None and time.monotonic() > reply.expires:
+                        reply.cancel.set()  # a draft never sent
                     if reply.cancel.is_set():
                         break
                 if reply.cancel.is_set():

@@ -433,15 +433,19 @@ class EmbeddedLLM:
         finally:
             _Loaded.generating.release()
 
+    def _prompt_ids(self, messages: list[dict]) -> list[int]:
+        ids = _Loaded.tokenizer.apply_chat_template(self.prompt_messages(messages), add_generation_prompt=True,
+                                                    return_dict=True)["input_ids"]
+        prompt = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+        if prompt and isinstance(prompt[0], list):  # a batch of one
+            prompt = prompt[0]
+        return prompt
+
     def _generate(self, messages: list[dict], cancel: threading.Event) -> Iterator[str]:
         from genhuman.live.decoding import TextPieces
 
         tokenizer = _Loaded.tokenizer
-        ids = tokenizer.apply_chat_template(self.prompt_messages(messages), add_generation_prompt=True,
-                                            return_dict=True)["input_ids"]
-        prompt = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-        if prompt and isinstance(prompt[0], list):  # a batch of one
-            prompt = prompt[0]
+        prompt = self._prompt_ids(messages)
         # Tokens are computed beside the consumer, which speaks the first sentence while the
         # next ones come.
         try:

@@ -281,6 +281,8 @@ class LiveConnection:
         try:
             if kind == "text":
                 await self._loop.run_in_executor(self.media, self.conversation.type_text, event.get("text"))
+            elif kind == "draft":  # the text box as it is being typed
+                self.conversation.draft(event.get("text"))
             elif kind == "mute":
                 self.conversation.mute(bool(event.get("muted")))
             elif kind == "ping":

@@ -20,6 +20,9 @@ const PING_EVERY_MS = 2000;
 const DISCONNECT_GRACE_MS = 2000;
 const STATS_EVERY_MS = 500;
 const COMPARE_EVERY_MS = 200;
+// After this pause in typing the draft goes to the server, which starts answering it; Enter
+// on the same text then plays that answer at once.
+const DRAFT_PAUSE_MS = 300;
 const STATE_LABELS = { idle: "idle", connecting: "connecting…", listening: "listening", hearing: "hearing you",
                        thinking: "thinking…", speaking: "speaking", reconnecting: "reconnecting…" };
 
@@ -491,8 +494,16 @@ function onLatency(m) {
   }
 }
 
+let draftTimer = null;
+$("text").addEventListener("input", () => {
+  clearTimeout(draftTimer);
+  const text = $("text").value.trim();
+  if (text) draftTimer = setTimeout(() => send({ type: "draft", text }), DRAFT_PAUSE_MS);
+});
+
 $("say").addEventListener("submit", (e) => {
   e.preventDefault();
+  clearTimeout(draftTimer);
   const text = $("text").value.trim();
   if (!text) return;
   if (!send({ type: "text", text })) { notify("Press Start first, then type."); return; }
