@@ -153,7 +153,7 @@ class Conversation:
         preroll = self.detector.utterance()  # the onset, heard before the detector was sure
         if self.busy():
             # the speech began (preroll excluded) this long before now: the barge-in's own latency
-            since_onset = max(len(preroll) - getattr(self.detector, "_preroll", 0), 0) / 16000.0
+            since_onset = max(len(preroll) - getattr(self.detector, "preroll_samples", 0), 0) / 16000.0
             self.interrupt(onset=time.monotonic() - since_onset)
         self.recognizer.start()
         if len(preroll):

@@ -73,16 +73,6 @@ class _Tape:
             self.start += drop
 
 
-class _MicVad(StreamingVad):
-    """silero alone. StreamingVad joins its energy detector when silero misses most of the
-    sound (synthetic voices in files); that detector starts from digital silence, so a
-    microphone's own noise floor would open a turn at every connection. The energy
-    detector remains the fallback when the model cannot load."""
-
-    def _energy(self, db: float) -> float:
-        return super()._energy(db) if self.session is None else 0.0
-
-
 @dataclass(frozen=True)
 class TurnEvent:
     kind: Literal["start", "end"]
@@ -117,7 +107,11 @@ class TurnDetector:
     def reset(self) -> None:
         """Forget the audio, the VAD state and any turn in progress (no "end" is sent for
         it). The clock keeps counting: times stay comparable with earlier events."""
-        self._vad = _MicVad()
+        # silero alone: StreamingVad would join its energy detector when silero misses most of
+        # the sound (synthetic voices in files), but that detector starts from digital silence,
+        # so a microphone's own noise floor would open a turn at every connection. (It is
+        # still the fallback when the model cannot load.)
+        self._vad = StreamingVad(join_energy=False)
         self._pending = np.zeros(0, np.float32)  # samples after the last whole frame
         self._frame_start = self._pushed  # absolute sample of the next frame
         self._run = 0  # consecutive speech frames while idle
@@ -132,6 +126,11 @@ class TurnDetector:
     def in_turn(self) -> bool:
         """A turn has started and not ended."""
         return self._in_turn
+
+    @property
+    def preroll_samples(self) -> int:
+        """Samples kept before a turn's first speech frame (the start of :meth:`utterance`)."""
+        return self._preroll
 
     @property
     def quiet_s(self) -> float:

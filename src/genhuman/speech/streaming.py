@@ -216,8 +216,11 @@ class StreamingVad:
     the model once the model has missed most of the sound (synthetic or sung voices).
     """
 
-    def __init__(self, use_model: bool = True):
+    def __init__(self, use_model: bool = True, join_energy: bool = True):
+        """``join_energy=False``: the model alone whenever it loads (a microphone: its noise
+        floor is not the digital silence the energy detector starts from)."""
         self.session = vad._silero() if use_model else None
+        self.join_energy = join_energy
         self._h = np.zeros((1, 1, 128), np.float32)
         self._c = np.zeros((1, 1, 128), np.float32)
         self._context = np.zeros(vad.CONTEXT, np.float32)
@@ -248,7 +251,7 @@ class StreamingVad:
             ["speech_probs", "hn", "cn"], {"input": model_input, "h": self._h, "c": self._c})
         self._context = samples[-vad.CONTEXT:].copy()
         prob = 0.0 if db < vad.ABSOLUTE_FLOOR_DB else float(probs.reshape(-1)[0])
-        if energy > vad.THRESHOLD:
+        if energy > vad.THRESHOLD and self.join_energy:
             self._sound += 1
             self._accepted += prob > vad.THRESHOLD
             missing = self._sound >= JOIN_AFTER_SOUND_FRAMES and self._accepted < MODEL_MISS_SHARE * self._sound
