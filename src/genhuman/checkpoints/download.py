@@ -1,4 +1,4 @@
-"""``genhuman download echomimic|echomimic_v2|hallo|hallo2``: the official weights from the Hugging Face hub.
+"""``genhuman download echomimic|echomimic_v2|hallo|hallo2|echomimic_v3``: the official weights from the Hugging Face hub.
 
 V1's repo holds everything. V2's repo lacks the VAE and whisper (spec §2.9): the VAE comes
 from ``stabilityai/sd-vae-ft-mse`` and whisper ``tiny.pt`` from OpenAI's public URL (checked
@@ -125,4 +125,35 @@ def download_hallo(family: str, directory: str | Path, variant: str | None = Non
     if missing:  # the repo changed under us: say what it lacked
         raise DownloadError(f"{chosen.repo_id} did not provide {', '.join(missing)}")
     log.info("downloaded %s to %s", chosen.repo_id, directory)
+    return directory
+
+
+# EchoMimicV3 (spec echomimic_v3.md §1): the README's folder layout, one folder per variant.
+ECHOMIMIC_V3_BASE_REPO = "alibaba-pai/Wan2.1-Fun-V1.1-1.3B-InP"
+ECHOMIMIC_V3_REPO = "BadToBest/EchoMimicV3"
+ECHOMIMIC_V3_AUDIO = {"preview": ("facebook/wav2vec2-base-960h", "wav2vec2-base-960h"),
+                      "flash": ("TencentGameMate/chinese-wav2vec2-base", "chinese-wav2vec2-base")}
+
+
+def download_echomimic_v3(directory: str | Path, variant: str | None = None) -> Path:
+    """Fetch the Wan2.1-Fun base, the EchoMimicV3 preview (or ``flash``) transformer and its wav2vec2 into
+    ``directory`` (``--weights`` of ``--engine echomimic_v3`` / ``echomimic_v3_flash``)."""
+    chosen = variant or "preview"
+    if chosen not in ECHOMIMIC_V3_AUDIO:
+        raise InputError(f"variant {chosen!r} is not one of echomimic_v3's: preview, flash")
+    directory = Path(directory)
+    _connect_hub()
+    _snapshot(ECHOMIMIC_V3_BASE_REPO, directory / "Wan2.1-Fun-V1.1-1.3B-InP", None)
+    source = "transformer/*" if chosen == "preview" else "echomimicv3-flash-pro/transformer/*"
+    _snapshot(ECHOMIMIC_V3_REPO, directory / ".v3", [source])
+    fetched = directory / ".v3" / source.rsplit("/", 1)[0]
+    (directory / "transformer").mkdir(parents=True, exist_ok=True)
+    for item in fetched.iterdir():
+        shutil.move(str(item), directory / "transformer" / item.name)
+    shutil.rmtree(directory / ".v3", ignore_errors=True)
+    repo, folder = ECHOMIMIC_V3_AUDIO[chosen]
+    _snapshot(repo, directory / folder, None)
+    for leftover in directory.rglob(".cache"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    log.info("downloaded EchoMimicV3 %s to %s", chosen, directory)
     return directory
