@@ -1,4 +1,4 @@
-"""``genhuman download echomimic|echomimic_v2|hallo|hallo2|echomimic_v3``: the official weights from the Hugging Face hub.
+"""``genhuman download echomimic|echomimic_v2|hallo|hallo2|echomimic_v3``: official weights from the Hugging Face hub.
 
 V1's repo holds everything. V2's repo lacks the VAE and whisper (spec §2.9): the VAE comes
 from ``stabilityai/sd-vae-ft-mse`` and whisper ``tiny.pt`` from OpenAI's public URL (checked
