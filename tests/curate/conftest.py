@@ -39,3 +39,24 @@ def raw(tmp_path_factory, base) -> tuple[Path, list[synthetic.ShotTruth]]:
 def local_run(tmp_path_factory, raw):
     out = tmp_path_factory.mktemp("out")
     return curate(str(raw[0]), out, small_config(), use_ray=False, progress=False)
+
+
+@pytest.fixture(scope="session")
+def listing(tmp_path_factory, base) -> Path:
+    """A text file of inputs: a corrupt file, an empty one, a URL that cannot be opened and
+    a good two-shot video (audio 10 frames early, then no face)."""
+    folder = tmp_path_factory.mktemp("listing")
+    good = folder / "good.mp4"
+    synthetic.build_video(good, base, ["shifted", "noface"], SHOT_FRAMES, seed=5)
+    corrupt = folder / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    (folder / "empty.mp4").write_bytes(b"")
+    path = folder / "inputs.txt"
+    path.write_text(f"{corrupt}\nempty.mp4\nhttp://127.0.0.1:9/missing.mp4\n# a comment\n{good}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def listing_local_run(tmp_path_factory, listing):
+    return curate(str(listing), tmp_path_factory.mktemp("listing_out"), small_config(), use_ray=False,
+                  progress=False, report=False)

@@ -1,6 +1,7 @@
-"""The run's report: ``report/index.html`` with PNG plots (matplotlib, Agg): a histogram of
-each score with its threshold(s), kept/rejected counts per stage, and thumbnails of kept
-and rejected segments with their reasons."""
+"""The run's report: ``report/index.html`` with PNG plots (matplotlib, Agg): ``scores.png``,
+a histogram panel per score with its threshold(s) (all segments grey, kept green);
+``stages.png``, passed/rejected counts per stage; thumbnails of kept and rejected segments
+with their reasons."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def thresholds(config: CurateConfig) -> dict[str, list[float]]:
     }
 
 
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
 def stage_counts(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """Stage -> (passed, failed) over all segments (each stage judged on its own)."""
     return {stage: (sum(1 for r in rows if r.get(f"pass_{stage}", True)),
@@ -48,26 +53,31 @@ def write_report(out_dir: Path, rows: list[dict[str, Any]], inputs: list[dict[st
 
     folder = out_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    plots = []
+    panels = []
     for column, lines in thresholds(config).items():
-        values = [float(r[column]) for r in rows if r.get(column) is not None and math.isfinite(float(r[column]))]
-        if not values:
-            continue
-        fig, ax = plt.subplots(figsize=(4, 2.6), dpi=80)
-        kept = [float(r[column]) for r in rows if r["kept"] and r.get(column) is not None
-                and math.isfinite(float(r[column]))]
-        ax.hist(values, bins=30, color="#bbbbbb", label="all")
-        if kept:
-            ax.hist(kept, bins=30, color="#2a7", alpha=0.8, label="kept")
-        for line in lines:
-            ax.axvline(line, color="#c22", linestyle="--", linewidth=1)
-        ax.set_title(column, fontsize=9)
-        ax.legend(fontsize=7)
+        values = [float(r[column]) for r in rows if _finite(r.get(column))]
+        if values:
+            kept = [float(r[column]) for r in rows if r["kept"] and _finite(r.get(column))]
+            panels.append((column, lines, values, kept))
+    plots = []
+    if panels:  # one figure of panels: one savefig, not one per score (seconds each on a busy machine)
+        cols = 4
+        fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(4 * cols, 2.6 * -(-len(panels) // cols)),
+                                 dpi=70, squeeze=False)
+        for ax, (column, lines, values, kept) in zip(axes.flat, panels):
+            ax.hist(values, bins=30, color="#bbbbbb", label="all")
+            if kept:
+                ax.hist(kept, bins=30, color="#2a7", alpha=0.8, label="kept")
+            for line in lines:
+                ax.axvline(line, color="#c22", linestyle="--", linewidth=1)
+            ax.set_title(column, fontsize=9)
+            ax.legend(fontsize=7)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
         fig.tight_layout()
-        name = f"hist_{column}.png"
-        fig.savefig(folder / name)
+        fig.savefig(folder / "scores.png")
         plt.close(fig)
-        plots.append(name)
+        plots.append("scores.png")
     counts = stage_counts(rows)
     fig, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
     stages = list(counts)
@@ -105,6 +115,7 @@ def _html(rows, inputs, counts, plots, config) -> str:
                   f"<td>{html.escape(i['reason'])}</td><td>{i['segments']}</td><td>{i['kept']}</td></tr>"
                   for i in inputs)
     images = "".join(f'<img src="{p}">' for p in plots)
+    images += "<p>Panels: " + ", ".join(html.escape(c) for c in thresholds(config)) + ".</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>genhuman data curate</title>
 <style>body{{font-family:sans-serif;margin:1em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
 padding:2px 6px}} figure{{display:inline-block;width:140px;margin:4px;font-size:10px;vertical-align:top}}</style>

@@ -123,11 +123,9 @@ def sync_confidence(model: SyncNet, faces: np.ndarray, audio: np.ndarray, batch:
 
 
 def crop_faces(frames: list[np.ndarray], box: Optional[tuple[int, int, int, int]]) -> np.ndarray:
-    """The fixed face box of each frame at 224 x 224."""
-    import cv2
+    """The fixed face square of each frame at 224 x 224 (edges repeated past the frame)."""
+    from genhuman.face import crop_with_transform
 
     if box is None:
         raise ValueError("no face box")
-    x0, y0, x1, y1 = box
-    return np.stack([cv2.resize(f[y0:y1, x0:x1], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
-                     for f in frames])
+    return np.stack([crop_with_transform(f, box, FACE_SIZE)[0] for f in frames])

@@ -29,6 +29,7 @@ from genhuman.curate.speech import check_speech
 from genhuman.curate.technical import check_technical
 from genhuman.curate.verdict import STAGE_ORDER, Verdict
 from genhuman.errors import InputError
+from genhuman.face import Face, crop_with_transform, face_box_square
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +112,16 @@ def analyze_segment(seg: dict[str, Any], config: CurateConfig, out_dir: Path) ->
 
 
 def _crop_box(row: dict, box, shape, info: SourceInfo, config: CurateConfig) -> None:
-    """The face-centred square (EchoMimic's official crop of the union face box), in source pixels."""
+    """The face-centred square (genhuman.face.face_box_square) around the union of the
+    segment's face boxes, in source pixels; side = box x (1 + 2 x crop_dilation), as
+    EchoMimic's crop grows the box by half its size on each side. It may reach past the
+    frame: the export pads by repeating the edge (genhuman.face.crop_with_transform)."""
     if box is None:
         return
-    # imported here, once per worker: the genhuman.pipelines package imports diffusers
-    from genhuman.pipelines.face_crop import FaceCrop
-
     scale = info.width / shape[1]
-    crop = FaceCrop.official(tuple(v * scale for v in box), info.width, info.height,
-                             crop_dilation=config.output.crop_dilation)
-    row["crop_x0"], row["crop_y0"], row["crop_x1"], row["crop_y1"] = crop.box
+    corners = np.array([[box[0], box[1]], [box[2], box[3]]], np.float32) * scale
+    square = face_box_square(Face(corners, np.zeros(2, np.float32)), 1.0 + 2.0 * config.output.crop_dilation)
+    row["crop_x0"], row["crop_y0"], row["crop_x1"], row["crop_y1"] = square
 
 
 def _thumbnail(frame: np.ndarray, out_dir: Path, segment_id: str) -> str:
@@ -203,7 +204,7 @@ def write_clip(row: dict[str, Any], seg: dict[str, Any], config: CurateConfig, o
     with VideoWriter(target, out.fps, audio=audio, crf=out.crf) as writer:
         for index, frame in FrameReader(Path(seg["source"]), info.fps, start, stop):
             while cursor < count and wanted[cursor] == index:
-                crop = cv2.resize(frame[y0:y1, x0:x1], (out.size, out.size), interpolation=cv2.INTER_AREA)
+                crop = crop_with_transform(frame, (x0, y0, x1, y1), out.size)[0]
                 writer.write(crop)
                 if config.pose.enabled or (config.captions.enabled and cursor == count // 2):
                     crops.append(crop)
