@@ -28,6 +28,8 @@ import torch
 GEOMETRIES = {
     "tiny": dict(dim=128, heads=4, ffn=256, layers=2, size=128, frames=9, text_dim=64, clip_dim=64, inter=32),
     "reduced": dict(dim=384, heads=3, ffn=1024, layers=4, size=256, frames=17, text_dim=256, clip_dim=128, inter=64),
+    # the released Flash model at its README maximum (GPU only: benchmarks/gpu_echomimic_v3.sh)
+    "full": dict(dim=1536, heads=12, ffn=8960, layers=30, size=768, frames=81, text_dim=4096, clip_dim=1280, inter=512),
 }
 STEPS, AUDIO_SCALE = 8, 3.0
 
@@ -95,6 +97,41 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def ours_direct(name: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
+    """Full size: built on the device with seeded weights (no file round trip), peak memory recorded."""
+    from genhuman.models.echomimic_v3 import EchoMimicV3Config, EchoMimicV3Transformer
+    from genhuman.pipelines.echomimic_v3 import EchoMimicV3Pipeline, FlashOptions, V3Conditions
+
+    g = GEOMETRIES[name]
+    config = EchoMimicV3Config(flash=True, dim=g["dim"], num_heads=g["heads"], ffn_dim=g["ffn"],
+                               num_layers=g["layers"], text_dim=g["text_dim"], image_dim=g["clip_dim"],
+                               audio_intermediate=g["inter"])
+    with torch.device(device):
+        model = EchoMimicV3Transformer(config)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.05)
+    model = model.to(dtype).eval()
+    x = {k: v.to(device, dtype) for k, v in inputs(g).items()}
+    text = torch.cat([x["text"], x["text"].new_zeros(512 - x["text"].shape[0], x["text"].shape[1])])[None]
+    cond = V3Conditions(text, text, x["clip"], x["y"])
+    pipe = EchoMimicV3Pipeline(model)
+
+    def sample() -> torch.Tensor:
+        out = pipe.sample_flash(cond, x["audio"], x["noise"], FlashOptions(steps=STEPS, audio_scale=AUDIO_SCALE))
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return out
+
+    sample()  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    best = min(_timed(sample) for _ in range(repeats))
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+    return {"seconds": best, "peak_gib": peak, "frames": g["frames"]}
+
+
 def ours_side(name: str, folder: Path | None, repeats: int) -> dict:
     from safetensors.torch import load_file, save_file
 
@@ -144,6 +181,8 @@ def main() -> None:
     ap.add_argument("--official-python")
     ap.add_argument("--geometry", default="tiny,reduced")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="ours only, for --geometry full (cuda)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--official-side", nargs=2, metavar=("GEOMETRY", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.official_side:
@@ -159,6 +198,12 @@ def main() -> None:
     print(f"Flash: {STEPS} steps, audio CFG {AUDIO_SCALE} (2 transformer calls per step), fp32")
     for name in args.geometry.split(","):
         g = GEOMETRIES[name]
+        if name == "full":
+            r = ours_direct(name, args.device, getattr(torch, args.dtype), args.repeats)
+            print(f"full     Flash transformer {args.dtype} on {args.device}, {g['size']}x{g['size']}, {g['frames']} "
+                  f"frames, {STEPS} steps x 2 calls: {r['seconds']:.2f} s per sample, "
+                  f"{r['frames'] / r['seconds']:.2f} frames/s, peak {r['peak_gib']:.2f} GiB", flush=True)
+            continue
         row = f"{name:8s} dim {g['dim']} x {g['layers']} layers, {g['size']}x{g['size']}, {g['frames']} frames:"
         with tempfile.TemporaryDirectory() as tmp:
             official = None
