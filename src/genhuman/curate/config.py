@@ -97,9 +97,12 @@ class SpeechConfig:
 
 @dataclass
 class LipSyncConfig:
-    max_lag: int = 15  # SyncNet: vshift=15 frames searched
+    # GenHuman: lags searched. SyncNet searches +-15 (vshift), but on 2-5 s of rhythmic
+    # speech (syllables every ~0.5 s) a lag near +-15 often ties lag 0 by chance: on the
+    # benchmark set 2 of 6 clean segments peaked at -14/-15 with max_lag 15, none with 12.
+    max_lag: int = 12
     min_correlation: float = 0.3  # GenHuman: r(opening, loudness) at the best lag; lite renders ~0.5-0.8
-    max_abs_offset: int = 12  # GenHuman: larger offsets are not corrected but rejected
+    max_abs_offset: int = 12  # GenHuman: larger offsets (with max_lag > 12) are rejected, not corrected
     correct_offset: bool = True
     syncnet_weights: Optional[str] = None  # path to syncnet_v2.model (joonson/syncnet_python)
     min_syncnet_confidence: float = 3.0  # LatentSync: SyncNet confidence >= 3

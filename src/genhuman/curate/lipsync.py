@@ -1,5 +1,5 @@
 """Lip sync: GenHuman's own opening-vs-loudness measure (genhuman.eval.lipsync) on the
-segment, with its best lag searched over SyncNet's +-15 frames. A positive lag means the
+segment, with its best lag searched over +-``max_lag`` frames (default 12; SyncNet: 15). A positive lag means the
 mouth moves after the sound; the export delays the audio by that many frames."""
 
 from __future__ import annotations

@@ -157,12 +157,13 @@ def init_ray(address: Optional[str], config: CurateConfig, workers: Optional[int
 
     if ray.is_initialized():
         return False
-    # Workers must see genhuman: a local package path travels in the runtime env.
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=workers or os.cpu_count() or 1, object_store_memory=config.ray.object_store_mb << 20,
-                 include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="genhuman-ray-"), log_to_driver=False,
+        # address="local": a new Ray inside this process, even when a `ray start` cluster runs here
+        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1,
+                 object_store_memory=config.ray.object_store_mb << 20, include_dashboard=False,
+                 _temp_dir=tempfile.mkdtemp(prefix="genhuman-ray-"), log_to_driver=False,
                  logging_level=logging.WARNING)
     return True
 
