@@ -47,7 +47,7 @@ SENTENCES = (
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 PORTRAIT_SUFFIXES = (".png", ".jpg", ".jpeg")
 FPS = 25
-MAX_SIZE = 512
+MIN_SIZE, MAX_SIZE = 64, 512
 RENDER_SIZE = 128  # the lite engine renders the face square at most this big, then it is downscaled
 
 
@@ -94,8 +94,8 @@ def make_synthetic_set(out_dir: Path, clips: int = 12, size: int = 64,
 
     if clips < 1:
         raise InputError(f"--clips must be at least 1, got {clips}")
-    if not 16 <= size <= MAX_SIZE:
-        raise InputError(f"--size must be between 16 and {MAX_SIZE}, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:  # below 64 px the face detector finds no face to prepare
+        raise InputError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     squares = [face_square(p) for p in (portraits if portraits is not None else example_portraits())]
