@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from genhuman.media.video_writer import VideoWriter
 
 
-def write_prepared(root: Path, clips: int = 2, frames: int = 12, size: int = 64, dim: int = 64,
+def write_prepared(root: Path, clips: int = 2, frames: int = 10, size: int = 32, dim: int = 64,
                    seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     rows = []
@@ -28,7 +28,7 @@ def write_prepared(root: Path, clips: int = 2, frames: int = 12, size: int = 64,
         face = np.zeros((frames, size, size), np.uint8)
         face[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
         np.savez_compressed(d / "masks.npz", face=face, lip=face, union=face,
-                            boxes=np.tile([16, 16, 48, 48], (frames, 1)))
+                            boxes=np.tile([size // 4, size // 4, 3 * size // 4, 3 * size // 4], (frames, 1)))
         save_file({"features": torch.randn(frames, 50, dim, generator=torch.Generator().manual_seed(i))},
                   str(d / "audio_features.safetensors"))
         (d / "meta.json").write_text(json.dumps({"fps": 25, "size": size, "num_frames": frames}))
