@@ -35,8 +35,15 @@ def main(out: Path) -> None:
     for kind in ("preview", "flash"):
         order = torch.load(out / kind / "param_order.pt")
         tiny = json.loads((out / kind / "tiny_config.json").read_text())
-        (HERE / f"{kind}_params.json").write_text(json.dumps({"transformer": tiny["transformer"],
-                                                              "params": [[n, list(s)] for n, s in order]}))
+        spec = {"transformer": tiny["transformer"], "params": [[n, list(s)] for n, s in order]}
+        if kind == "preview":  # the harness draws the VAE's weights, then umT5's, after the transformer's
+            base = out / kind / "Wan2.1-Fun-V1.1-1.3B-InP"
+            vae = torch.load(base / "Wan2.1_VAE.pth", weights_only=True)
+            t5 = torch.load(base / "models_t5_umt5-xxl-enc-bf16.pth", weights_only=True)
+            spec["vae_params"] = [["model." + n, list(t.shape)] for n, t in vae.items()]
+            spec["t5_params"] = [[n, list(t.shape)] for n, t in t5.items()]
+            spec["t5"] = tiny["t5"]
+        (HERE / f"{kind}_params.json").write_text(json.dumps(spec))
     raw_negative = torch.load(out / "preview_long" / "official_calls.pt")[0]["text"][0]  # never rescaled there
     for v in VARIANTS:
         calls = torch.load(out / v / "official_calls.pt")

@@ -14,17 +14,34 @@ INPUT_SEED = {"preview": 2, "preview_long": 3, "flash": 4, "flash_teacache": 4}
 FRAMES = {"preview": 9, "preview_long": 17, "flash": 9, "flash_teacache": 9}
 
 
+def _draw(g: torch.Generator, name: str, shape: list[int]) -> torch.Tensor:
+    r = torch.randn(tuple(shape), generator=g, dtype=torch.float64)
+    gain = ("norm" in name and name.endswith("weight") and len(shape) == 1) or name.endswith("gamma")
+    return ((1.0 + 0.1 * r) if gain else 0.05 * r).to(torch.float32)
+
+
 def official_weights(kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """(tiny transformer config, official state dict): the harness's ``randomize`` on the official parameter
     order, generator seed 1, float64 draws: N(0, 0.05^2), 1-D norm gains 1 + N(0, 0.1^2)."""
     spec = json.loads((FIXTURES / f"{kind}_params.json").read_text())
     g = torch.Generator().manual_seed(1)
-    state = {}
-    for name, shape in spec["params"]:
-        r = torch.randn(tuple(shape), generator=g, dtype=torch.float64)
-        gain = ("norm" in name and name.endswith("weight") and len(shape) == 1) or name.endswith("gamma")
-        state[name] = ((1.0 + 0.1 * r) if gain else 0.05 * r).to(torch.float32)
-    return spec["transformer"], state
+    return spec["transformer"], {name: _draw(g, name, shape) for name, shape in spec["params"]}
+
+
+def official_umt5_weights() -> dict[str, torch.Tensor]:
+    """The tiny umT5 file of the preview run: the same generator continues over the VAE's parameters, then umT5's."""
+    spec = json.loads((FIXTURES / "preview_params.json").read_text())
+    g = torch.Generator().manual_seed(1)
+    for name, shape in spec["params"] + spec["vae_params"]:
+        _draw(g, name, shape)
+    return {name: _draw(g, name, shape) for name, shape in spec["t5_params"]}
+
+
+def standin_token_ids(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The harness's stand-in tokenizer: one id per UTF-8 byte (2 + b % 90), eos 1, pad 0 to 512."""
+    ids = [2 + (b % 90) for b in prompt.encode("utf-8")] + [1]
+    row = torch.tensor(ids + [0] * (512 - len(ids)))[None]
+    return row, (row != 0).long()
 
 
 def write_official_folder(root: Path, kind: str, base_only: bool = False, drop_base_key: str | None = None) -> Path:

@@ -229,3 +229,53 @@ def load_transformer(directory: str | Path, flash: bool, dtype: torch.dtype = to
     log.info("EchoMimicV3 %s transformer: %d base + %d EchoMimicV3 tensors", "Flash" if flash else "preview",
              len(base_state), len(audio_state))
     return model.eval()
+
+
+# --- umT5 (Wan's own T5 encoder file) -> transformers.UMT5EncoderModel ---------------------------------------
+UMT5_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
+_UMT5_MAP: tuple[tuple[str, str], ...] = (
+    (r"token_embedding\.weight", r"shared.weight"),
+    (r"blocks\.(\d+)\.norm1\.weight", r"encoder.block.\1.layer.0.layer_norm.weight"),
+    (r"blocks\.(\d+)\.attn\.([qkvo])\.weight", r"encoder.block.\1.layer.0.SelfAttention.\2.weight"),
+    (r"blocks\.(\d+)\.pos_embedding\.embedding\.weight",
+     r"encoder.block.\1.layer.0.SelfAttention.relative_attention_bias.weight"),
+    (r"blocks\.(\d+)\.norm2\.weight", r"encoder.block.\1.layer.1.layer_norm.weight"),
+    (r"blocks\.(\d+)\.ffn\.gate\.0\.weight", r"encoder.block.\1.layer.1.DenseReluDense.wi_0.weight"),
+    (r"blocks\.(\d+)\.ffn\.fc1\.weight", r"encoder.block.\1.layer.1.DenseReluDense.wi_1.weight"),
+    (r"blocks\.(\d+)\.ffn\.fc2\.weight", r"encoder.block.\1.layer.1.DenseReluDense.wo.weight"),
+    (r"norm\.weight", r"encoder.final_layer_norm.weight"),
+)
+
+
+def umt5_from_official(state: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32):
+    """The Wan umT5-XXL encoder (per-layer relative position bias, gated tanh-GELU FFN, no attention scaling)
+    as ``transformers.UMT5EncoderModel``; geometry read off the tensors, every key used exactly once."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    try:
+        vocab, dim = state["token_embedding.weight"].shape
+        layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+        buckets, heads = state["blocks.0.pos_embedding.embedding.weight"].shape
+        dim_attn = state["blocks.0.attn.q.weight"].shape[0]
+        dim_ffn = state["blocks.0.ffn.fc1.weight"].shape[0]
+    except (KeyError, ValueError):
+        raise InputError(f"{UMT5_FILE} is not a Wan umT5 encoder state dict") from None
+    config = UMT5Config(vocab_size=int(vocab), d_model=int(dim), d_kv=int(dim_attn // heads), d_ff=int(dim_ffn),
+                        num_layers=int(layers), num_heads=int(heads), relative_attention_num_buckets=int(buckets),
+                        relative_attention_max_distance=128, feed_forward_proj="gated-gelu", dropout_rate=0.0,
+                        layer_norm_epsilon=1e-6, is_encoder_decoder=False, use_cache=False)
+    ours = {}
+    for name, tensor in state.items():
+        target = _apply(name, _UMT5_MAP)
+        if target is None:
+            raise InputError(f"{UMT5_FILE} holds an unexpected key {name}")
+        ours[target] = tensor.to(dtype)
+    ours["encoder.embed_tokens.weight"] = ours["shared.weight"]
+    with torch.device("meta"):
+        model = UMT5EncoderModel(config)
+    missing = sorted(set(model.state_dict()) - set(ours))
+    if missing:
+        raise InputError(f"{UMT5_FILE} lacks {len(missing)} key(s) (e.g. {missing[0]})")
+    model.load_state_dict(ours, strict=True, assign=True)
+    model.tie_weights()
+    return model.eval()
