@@ -174,8 +174,9 @@ def spoil(frames: np.ndarray, audio: np.ndarray, variant: str, seed: int, base: 
         x0, y0, x1, y1 = base.face_box
         cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, 2.2 * max(x1 - x0, y1 - y0)
         box = [int(max(0, cx - side / 2)), int(max(0, cy - side / 2))]
+        # from the unzoomed render: the box is the render's, and a zoomed look may push the face out
         half = [cv2.resize(f[box[1]:box[1] + int(side), box[0]:box[0] + int(side)], (width // 2, height // 2))
-                for f in frames]
+                for f in base.frames[start:start + count]]
         canvas = np.full_like(frames, 90)
         top = height // 4
         canvas[:, top:top + height // 2, :width // 2] = half
