@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import save_file
 
 HERE = Path(__file__).parent / "fixtures"
 VARIANTS = ("preview", "preview_long", "flash", "flash_teacache")
@@ -61,7 +61,11 @@ def main(out: Path) -> None:
             tensors[f"model_output_{i}"] = s["model_output"].flatten()[idx].contiguous()
             tensors[f"latents_{i}"] = s["latents"].flatten()[idx].contiguous()
         tensors["final_latents"] = trace["steps"][-1]["latents"].contiguous()
-        save_file(tensors, str(HERE / f"{v}.safetensors"))
+        if v == "preview":  # the decoded video at fixed positions (VAE decode parity)
+            video = torch.load(out / v / "official_video.pt")
+            tensors["video_index"] = sample_index(video.numel())
+            tensors["video_samples"] = video.flatten()[tensors["video_index"]].contiguous()
+        np.savez_compressed(HERE / f"{v}.npz", **{k: t.numpy() for k, t in tensors.items()})
         meta = {"timesteps": trace["timesteps"], "steps": len(trace["steps"]),
                 "transformer_calls": len(trace["transformer_outputs"]),
                 "teacache_should_calc_after_call": trace["teacache_should_calc"]}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 INPUT_SEED = {"preview": 2, "preview_long": 3, "flash": 4, "flash_teacache": 4}
@@ -37,6 +37,15 @@ def official_umt5_weights() -> dict[str, torch.Tensor]:
     return {name: _draw(g, name, shape) for name, shape in spec["t5_params"]}
 
 
+def official_vae_weights() -> dict[str, torch.Tensor]:
+    """The tiny ``Wan2.1_VAE.pth`` of the preview run (file keys, without the loader's ``model.`` prefix)."""
+    spec = json.loads((FIXTURES / "preview_params.json").read_text())
+    g = torch.Generator().manual_seed(1)
+    for name, shape in spec["params"]:
+        _draw(g, name, shape)
+    return {name[len("model."):]: _draw(g, name, shape) for name, shape in spec["vae_params"]}
+
+
 def standin_token_ids(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The harness's stand-in tokenizer: one id per UTF-8 byte (2 + b % 90), eos 1, pad 0 to 512."""
     ids = [2 + (b % 90) for b in prompt.encode("utf-8")] + [1]
@@ -59,7 +68,9 @@ def write_official_folder(root: Path, kind: str, base_only: bool = False, drop_b
 
 
 def fixture(variant: str) -> tuple[dict[str, torch.Tensor], dict]:
-    return load_file(str(FIXTURES / f"{variant}.safetensors")), json.loads((FIXTURES / f"{variant}.json").read_text())
+    with np.load(FIXTURES / f"{variant}.npz") as npz:
+        tensors = {k: torch.from_numpy(npz[k]) for k in npz.files}
+    return tensors, json.loads((FIXTURES / f"{variant}.json").read_text())
 
 
 def pad_text(embeds: torch.Tensor) -> torch.Tensor:

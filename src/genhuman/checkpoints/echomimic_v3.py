@@ -279,3 +279,55 @@ def umt5_from_official(state: dict[str, torch.Tensor], dtype: torch.dtype = torc
     model.load_state_dict(ours, strict=True, assign=True)
     model.tie_weights()
     return model.eval()
+
+# --- Wan VAE (Wan2.1_VAE.pth) -> diffusers AutoencoderKLWan ------------------------------------------------------
+VAE_FILE = "Wan2.1_VAE.pth"
+# the official wrapper's fixed per-channel latent statistics (src/wan_vae.py), applied in encode/decode
+WAN_LATENTS_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+                    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
+WAN_LATENTS_STD = (2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+                   3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160)
+
+
+def _decoder_as_two_res_blocks(state: dict[str, torch.Tensor], num_res_blocks: int) -> dict[str, torch.Tensor]:
+    """diffusers' converter numbers the decoder's flat ``upsamples`` as if each stage had 3 resnets + 1 resampler
+    (the released VAE); renumber another depth into that layout first."""
+    per_stage = num_res_blocks + 2  # resnets (num_res_blocks + 1) + resampler
+    out = {}
+    for key, value in state.items():
+        if key.startswith("decoder.upsamples."):
+            parts = key.split(".")
+            stage, pos = divmod(int(parts[2]), per_stage)
+            parts[2] = str(4 * stage + (3 if pos == per_stage - 1 else pos))
+            key = ".".join(parts)
+        out[key] = value
+    return out
+
+
+def wan_vae_from_official(state: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32):
+    """``Wan2.1_VAE.pth`` through diffusers' own Wan VAE key conversion; width and depth read off the tensors."""
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    try:
+        base_dim = int(state["encoder.conv1.weight"].shape[0])
+        z_dim = int(state["conv2.weight"].shape[0])
+    except KeyError:
+        raise InputError(f"{VAE_FILE} is not a Wan2.1 VAE state dict") from None
+    entries = {int(k.split(".")[2]) for k in state if k.startswith("encoder.downsamples.")}
+    num_res_blocks = (len(entries) - 3) // 4
+    vae = AutoencoderKLWan(base_dim=base_dim, z_dim=z_dim, dim_mult=[1, 2, 4, 4], num_res_blocks=num_res_blocks,
+                           attn_scales=[], temperal_downsample=[False, True, True],
+                           latents_mean=list(WAN_LATENTS_MEAN), latents_std=list(WAN_LATENTS_STD))
+    converted = convert_wan_vae_to_diffusers(_decoder_as_two_res_blocks(dict(state), num_res_blocks))
+    converted = {k: v.to(dtype) for k, v in converted.items()}
+    expected = vae.state_dict()
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(converted) if expected[k].shape != converted[k].shape)
+    if missing or unexpected or wrong:
+        example = (missing or unexpected or wrong)[0]
+        raise InputError(f"{VAE_FILE} does not fit the Wan2.1 VAE: {len(missing)} missing, {len(unexpected)} "
+                         f"unexpected, {len(wrong)} mis-shaped key(s) (e.g. {example})")
+    vae.load_state_dict(converted, strict=True)
+    return vae.eval()
