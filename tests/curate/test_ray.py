@@ -1,12 +1,14 @@
 """The Ray Data path (Ray started inside the process) gives the local path's manifest."""
 
 import pyarrow.parquet as pq
+import pytest
 
 from genhuman.curate import curate
 
 from .conftest import small_config
 
 
+@pytest.mark.slow  # ~30 s on the 2-core machine: Ray's start and two workers importing MediaPipe
 def test_ray_and_local_give_the_same_manifest(tmp_path, listing, listing_local_run):
     import ray
 
