@@ -108,9 +108,9 @@ def confusion(result, truth) -> None:
     cut_errors, cuts_found, cuts_true = [], 0, 0
     for entry in result.inputs:
         shots = truth[entry["input_uri"]]
-        plan = read_json(state_dir(result.out_dir, entry["input_id"]) / "plan.json")
-        true_cuts = [s.start for s in shots][1:]
         plan = read_json(state_dir(result.out_dir, entry["input_id"]) / "plan.json") or {"cuts": []}
+        true_cuts = [s.start for s in shots][1:]
+        cuts_true += len(true_cuts)
         for cut in plan["cuts"]:
             nearest = min(true_cuts, key=lambda c: abs(c - cut))
             cut_errors.append(abs(nearest - cut))
