@@ -43,6 +43,8 @@ def main(out: Path) -> None:
             spec["vae_params"] = [["model." + n, list(t.shape)] for n, t in vae.items()]
             spec["t5_params"] = [[n, list(t.shape)] for n, t in t5.items()]
             spec["t5"] = tiny["t5"]
+            clip = torch.load(base / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth", weights_only=True)
+            spec["clip_params"] = [["model." + n, list(t.shape)] for n, t in clip.items()]
         (HERE / f"{kind}_params.json").write_text(json.dumps(spec))
     raw_negative = torch.load(out / "preview_long" / "official_calls.pt")[0]["text"][0]  # never rescaled there
     for v in VARIANTS:

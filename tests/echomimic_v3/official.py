@@ -46,6 +46,15 @@ def official_vae_weights() -> dict[str, torch.Tensor]:
     return {name[len("model."):]: _draw(g, name, shape) for name, shape in spec["vae_params"]}
 
 
+def official_clip_weights() -> dict[str, torch.Tensor]:
+    """The tiny CLIP file of the preview run (after the transformer, VAE and umT5 draws; file keys)."""
+    spec = json.loads((FIXTURES / "preview_params.json").read_text())
+    g = torch.Generator().manual_seed(1)
+    for name, shape in spec["params"] + spec["vae_params"] + spec["t5_params"]:
+        _draw(g, name, shape)
+    return {name[len("model."):]: _draw(g, name, shape) for name, shape in spec["clip_params"]}
+
+
 def standin_token_ids(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The harness's stand-in tokenizer: one id per UTF-8 byte (2 + b % 90), eos 1, pad 0 to 512."""
     ids = [2 + (b % 90) for b in prompt.encode("utf-8")] + [1]

@@ -331,3 +331,79 @@ def wan_vae_from_official(state: dict[str, torch.Tensor], dtype: torch.dtype = t
                          f"unexpected, {len(wrong)} mis-shaped key(s) (e.g. {example})")
     vae.load_state_dict(converted, strict=True)
     return vae.eval()
+
+
+# --- open-clip XLM-R ViT-H/14 (Wan's CLIP file) -> transformers.CLIPVisionModel ----------------------------------
+CLIP_FILE = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def clip_vision_from_official(state: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32):
+    """The vision tower of Wan's CLIP file (which also holds the XLM-R text tower and ``log_scale``; unused) as
+    ``transformers.CLIPVisionModel``. EchoMimicV3 uses the PENULTIMATE block's tokens: ``hidden_states[-2]``."""
+    try:
+        dim, _, patch, _ = state["visual.patch_embedding.weight"].shape
+        positions = state["visual.pos_embedding"].shape[1]
+        layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("visual.transformer."))
+        mlp = state["visual.transformer.0.mlp.0.weight"].shape[0]
+    except (KeyError, ValueError):
+        raise InputError(f"{CLIP_FILE} is not a Wan CLIP (XLM-R ViT-H/14) state dict") from None
+    image_size = int(round((positions - 1) ** 0.5)) * int(patch)
+    heads = max(1, int(dim) // 80) if dim >= 640 else None  # ViT-H/14: 1280 / 16 heads; tiny: given below
+    ours: dict[str, torch.Tensor] = {}
+    prefix = "vision_model."
+    for key, value in state.items():
+        if not key.startswith("visual.") or key.startswith(("visual.head", "visual.post_norm")):
+            continue
+        name = key[len("visual."):]
+        if name == "patch_embedding.weight":
+            ours[prefix + "embeddings.patch_embedding.weight"] = value
+        elif name == "cls_embedding":
+            ours[prefix + "embeddings.class_embedding"] = value.reshape(-1)
+        elif name == "pos_embedding":
+            ours[prefix + "embeddings.position_embedding.weight"] = value.reshape(positions, -1)
+        elif name.startswith("pre_norm."):
+            ours[prefix + "pre_layrnorm." + name.split(".")[1]] = value
+        else:
+            m = re.fullmatch(r"transformer\.(\d+)\.(norm1|norm2|attn\.to_qkv|attn\.proj|mlp\.0|mlp\.2)\.(weight|bias)",
+                             name)
+            if m is None:
+                raise InputError(f"{CLIP_FILE} holds an unexpected vision key {key}")
+            layer, part, kind = m.groups()
+            base = f"{prefix}encoder.layers.{layer}."
+            if part == "attn.to_qkv":
+                for sub, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
+                    ours[f"{base}self_attn.{sub}.{kind}"] = chunk
+            else:
+                target = {"norm1": "layer_norm1", "norm2": "layer_norm2", "attn.proj": "self_attn.out_proj",
+                          "mlp.0": "mlp.fc1", "mlp.2": "mlp.fc2"}[part]
+                ours[f"{base}{target}.{kind}"] = value
+    return ours, dict(hidden_size=int(dim), intermediate_size=int(mlp), num_hidden_layers=int(layers),
+                      image_size=image_size, patch_size=int(patch), heads=heads)
+
+
+def build_clip_vision(state: dict[str, torch.Tensor], num_heads: int | None = None, dtype: torch.dtype = torch.float32):
+    """``clip_vision_from_official`` plus the model; ``num_heads`` is needed where it cannot be inferred (tiny)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    weights, geo = clip_vision_from_official(state)
+    heads = num_heads or geo.pop("heads")
+    geo.pop("heads", None)
+    if heads is None:
+        raise InputError(f"{CLIP_FILE}: give the number of attention heads")
+    config = CLIPVisionConfig(num_attention_heads=int(heads), hidden_act="gelu", layer_norm_eps=1e-5,
+                              projection_dim=geo["hidden_size"], **geo)
+    model = CLIPVisionModel(config)  # not on meta: its position_ids buffer is not in the state dict
+    if not any(k.startswith("vision_model.") for k in model.state_dict()):  # transformers 5 drops the prefix
+        weights = {k[len("vision_model."):]: v for k, v in weights.items()}
+    post = "vision_model.post_layernorm" if any(k.startswith("vision_model.") for k in weights) else "post_layernorm"
+    wanted = {k for k in model.state_dict() if not k.startswith(post)}
+    missing = sorted(wanted - set(weights))
+    if missing:
+        raise InputError(f"{CLIP_FILE} lacks {len(missing)} vision key(s) (e.g. {missing[0]})")
+    full = dict(weights)
+    for k in ("weight", "bias"):  # the final norm is not used for the penultimate tokens
+        full[f"{post}.{k}"] = (torch.ones if k == "weight" else torch.zeros)(geo["hidden_size"])
+    model.load_state_dict({k: v.to(dtype) for k, v in full.items()}, strict=True)
+    return model.to(dtype).eval()
