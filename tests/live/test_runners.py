@@ -29,6 +29,8 @@ def test_the_child_gives_the_tokens_the_thread_gives(child):
     # again, now from its prefix cache
     assert list(child.start(PROMPT, sampling, frozenset()).tokens()) == here
     assert child.info["eos_token_id"] == 96
+    # a plain subprocess (a multiprocessing child would re-run the parent's main script)
+    assert child.process.args[1:3] == ["-m", "genhuman.live.runners"]
 
 
 def test_cancel_stops_the_child_within_a_token_and_the_next_answer_is_clean(child):
@@ -57,8 +59,9 @@ def test_a_model_that_cannot_load_is_one_error():
     from genhuman.live.runners import _serve
 
     parent, child_end = multiprocessing.Pipe()
-    _serve(("nothing",), 1, child_end, multiprocessing.Value("q", -1, lock=False))  # the child's code, here
-    assert parent.recv() == ("failed", "the language model could not be loaded: unknown model spec 'nothing'")
+    parent.send(("load", 0, (("nothing",), 1, 0)))
+    _serve(child_end)  # the child's code, here
+    assert parent.recv() == ("failed", 0, "the language model could not be loaded: unknown model spec 'nothing'")
 
 
 def test_a_child_that_dies_mid_answer_is_an_error_not_a_hang(child):  # last: it kills the child

@@ -384,18 +384,22 @@ class EmbeddedLLM:
             cache = self.cache or embedded_cache_dir()
             started = time.monotonic()
             if self.separate_process:
-                from genhuman.live.runners import ProcessRunner, RunnerError
                 from genhuman.live.priority import ANSWER_NICENESS
+                from genhuman.live.runners import ProcessRunner
 
                 try:
                     # below the media clock's priority, as the server's answer threads are
                     runner: Any = ProcessRunner(("embedded", str(gguf), str(cache), self.quantize),
                                                 niceness=ANSWER_NICENESS)
-                except RunnerError as exc:
-                    raise LLMError(str(exc)) from exc
-                tokenizer = load_tokenizer(gguf, cache)
-                stop_ids = _stop_ids(runner.info.get("eos_token_id"), tokenizer)
-            else:
+                except RuntimeError as exc:  # RunnerError too: e.g. a script without the
+                    # `if __name__ == "__main__":` guard, which a spawned child re-runs. Decode in a
+                    # thread instead (a model that cannot load fails there with its own message).
+                    log.warning("live: the language model runs in this process: %s", str(exc).split("\n")[0])
+                    runner = None
+                if runner is not None:
+                    tokenizer = load_tokenizer(gguf, cache)
+                    stop_ids = _stop_ids(runner.info.get("eos_token_id"), tokenizer)
+            if not self.separate_process or runner is None:
                 from genhuman.live.runners import ThreadRunner
 
                 model, tokenizer = load_embedded(gguf, cache)

@@ -14,8 +14,8 @@ Prompts are tokenised and answers detokenised by the caller; only token ids cros
 
 from __future__ import annotations
 
+import functools
 import logging
-import multiprocessing
 import os
 import queue
 import threading
@@ -97,40 +97,55 @@ class RunnerError(RuntimeError):
 
 
 class ProcessRunner:
-    """Decodes in a child process that loads its model from ``spec`` (see :func:`load_model`)."""
+    """Decodes in a child process (``python -m genhuman.live.runners``) that loads its model
+    from ``spec`` (see :func:`load_model`).
+
+    A plain subprocess, not multiprocessing: a spawned multiprocessing child re-runs the
+    parent's main script, which a script without the ``__main__`` guard cannot survive.
+    Messages are pickled over a socket pair; cancel is a message the child reads between
+    tokens. The child exits when the parent goes away (end of file on its socket)."""
 
     def __init__(self, spec: tuple, threads: int = 1, ready_timeout_s: float = 600.0, niceness: int = 0):
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
-        self._conn, child_conn = context.Pipe()
-        self._cancel_id = context.Value("q", -1, lock=False)
-        self.process = context.Process(target=_serve, args=(spec, threads, child_conn, self._cancel_id, niceness),
-                                       name="genhuman-llm", daemon=True)
-        self.process.start()
-        child_conn.close()
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        mine, theirs = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "genhuman.live.runners", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        theirs.close()
+        self._conn = Connection(mine.detach())
         self._send_lock = threading.Lock()
         self._current: Optional[tuple[int, Generation]] = None
         self._next_id = 0
         self.alive = True
+        self._send(("load", 0, (spec, threads, niceness)))
         self.info = self._wait_ready(ready_timeout_s)
         self._reader = threading.Thread(target=self._read, name="genhuman-llm-reader", daemon=True)
         self._reader.start()
+
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:
+            self._conn.send(message)
 
     def _wait_ready(self, timeout_s: float) -> dict:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._conn.poll(0.1):
                 try:
-                    kind, payload = self._conn.recv()
-                except EOFError:
+                    kind, _, payload = self._conn.recv()
+                except (EOFError, OSError):
                     break
                 if kind == "ready":
                     return payload
                 self.close()
                 raise RunnerError(payload)
-            if not self.process.is_alive():
+            if self.process.poll() is not None:
                 break
         self.close()
-        raise RunnerError(f"the language model process did not start (exit code {self.process.exitcode})")
+        raise RunnerError(f"the language model process did not start (exit code {self.process.poll()})")
 
     def start(self, prompt: Sequence[int], sampling: Sampling, stop_ids: frozenset[int]) -> Generation:
         if not self.alive:
@@ -139,14 +154,20 @@ class ProcessRunner:
             self._next_id += 1
             request = self._next_id
             generation = Generation()
-            generation.on_cancel = lambda: setattr(self._cancel_id, "value", request)
+            generation.on_cancel = lambda: self._cancel(request)
             self._current = (request, generation)
             try:
-                self._conn.send(("generate", request, list(prompt), sampling, sorted(stop_ids)))
+                self._conn.send(("generate", request, (list(prompt), sampling, sorted(stop_ids))))
             except (OSError, ValueError) as exc:
                 self.alive = False
                 raise RunnerError(f"the language model process has stopped ({exc})") from exc
         return generation
+
+    def _cancel(self, request: int) -> None:
+        try:
+            self._send(("cancel", request, None))
+        except (OSError, ValueError):
+            pass
 
     def _read(self) -> None:
         while True:
@@ -168,20 +189,29 @@ class ProcessRunner:
         current = self._current
         if current is not None:  # the child died mid-answer
             current[1].queue.put(RunnerError(f"the language model process stopped (exit code "
-                                             f"{self.process.exitcode})"))
+                                             f"{self.process.poll()})"))
             current[1].queue.put(DONE)
 
+    def kill(self) -> None:
+        """End the child at once (tests: a crash)."""
+        self.process.kill()
+
     def close(self) -> None:
+        import subprocess
+
         self.alive = False
         try:
-            with self._send_lock:
-                self._conn.send(("stop", 0, None))
+            self._send(("stop", 0, None))
         except (OSError, ValueError):
             pass
-        self.process.join(timeout=0.5)  # it holds nothing worth waiting for
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout=0.5)  # it holds nothing worth waiting for
+        except subprocess.TimeoutExpired:
             self.process.terminate()
-            self.process.join(timeout=2.0)
+            try:
+                self.process.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self._conn.close()
 
 
@@ -227,36 +257,80 @@ class _Slowed:
         return getattr(self.model, name)
 
 
-def _serve(spec: tuple, threads: int, conn, cancel_id, niceness: int = 0) -> None:
+class _Inbox:
+    """The child's side of the socket: requests in order, cancels noticed between tokens."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.waiting: list[tuple] = []
+        self.cancelled: set[int] = set()
+
+    def _take(self, message: tuple) -> None:
+        if message[0] == "cancel":
+            self.cancelled.add(message[1])
+        else:
+            self.waiting.append(message)
+
+    def next(self) -> tuple:
+        while not self.waiting:
+            self._take(self.conn.recv())
+        return self.waiting.pop(0)
+
+    def is_cancelled(self, request: int) -> bool:
+        while self.conn.poll():
+            self._take(self.conn.recv())
+        return request in self.cancelled
+
+
+def _serve(conn) -> None:
     """The child process: load, say ready, then answer requests until told to stop."""
+    inbox = _Inbox(conn)
     started = time.monotonic()
-    if niceness > 0 and hasattr(os, "nice"):
-        os.nice(niceness)
     try:
+        kind, _, (spec, threads, niceness) = inbox.next()
+        if niceness > 0 and hasattr(os, "nice"):
+            os.nice(niceness)
         import torch
 
         torch.set_num_threads(max(int(threads), 1))
         model = load_model(spec)
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        conn.send(("failed", f"the language model could not be loaded: {exc}"))
+        conn.send(("failed", 0, f"the language model could not be loaded: {exc}"))
         return
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    conn.send(("ready", {"load_s": time.monotonic() - started, "eos_token_id": eos}))
+    conn.send(("ready", 0, {"load_s": time.monotonic() - started, "eos_token_id": eos}))
     prefixes = PrefixCache()
     while True:
         try:
-            kind, request, *rest = conn.recv()
+            kind, request, payload = inbox.next()
         except (EOFError, OSError, KeyboardInterrupt):
             return
         if kind == "stop":
             return
-        prompt, sampling, stop_ids = rest
+        prompt, sampling, stop_ids = payload
         try:
             for token in decode(model, prompt, sampling, frozenset(stop_ids), cache=prefixes,
-                                should_stop=lambda request=request: cancel_id.value == request):
+                                should_stop=functools.partial(inbox.is_cancelled, request)):
                 conn.send(("token", request, token))
             conn.send(("done", request, None))
         except (EOFError, OSError, KeyboardInterrupt):
             return
         except Exception as exc:  # noqa: BLE001 - the parent raises it for this answer
             conn.send(("done", request, f"{type(exc).__name__}: {exc}"))
+        inbox.cancelled.discard(request)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m genhuman.live.runners FD``: the child of :class:`ProcessRunner`."""
+    import sys
+    from multiprocessing.connection import Connection
+
+    args = sys.argv[1:] if argv is None else argv
+    _serve(Connection(int(args[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
