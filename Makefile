@@ -24,8 +24,11 @@ demo: $(STAMP)
 	    --text-file examples/speech.txt -o out/demo.mp4
 	$(VENV)/bin/genhuman eval lipsync out/demo.mp4
 
+# Two workers for most of the suite (one torch thread each), then the tests that measure
+# time or drive the browser alone (marked `serial` by tests/conftest.py).
 test: $(STAMP) browser lint
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -p no:xdist -m serial
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

@@ -25,6 +25,25 @@ def pytest_configure(config):
         assert torch.get_num_threads() == int(threads)
 
 
+# Run alone in `make test`, after the rest has run on two workers: they measure time or
+# throughput (frame clocks, latency, soak and load figures, signal timing) or drive a browser,
+# and a neighbour on the other core would make them flaky.
+SERIAL_PATHS = (
+    "tests/live/",
+    "tests/server/test_browser.py",
+    "tests/server/test_soak.py",
+    "tests/server/test_process.py",
+    "tests/server/test_slow_clients.py",
+    "tests/cli/test_signals.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SERIAL_PATHS) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.serial)
+
+
 def pytest_report_header(config):
     threads = os.environ.get("GENHUMAN_TORCH_THREADS")
     return [f"torch threads: {threads}"] if threads else []
