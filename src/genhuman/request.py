@@ -104,7 +104,8 @@ def option(default: Any, kind: type, help: str, **spec: Any) -> Any:
 
 DIFFUSION = frozenset({"echomimic", "echomimic_v2"})
 HALLO = frozenset({"hallo", "hallo2"})
-GENERATIVE = DIFFUSION | HALLO  # every engine with a weights folder and a denoising loop
+ECHOMIMIC_V3 = frozenset({"echomimic_v3", "echomimic_v3_flash"})
+GENERATIVE = DIFFUSION | HALLO | ECHOMIMIC_V3  # every engine with a weights folder and a denoising loop
 SCHEDULES = ("official", "streaming")
 LITE = frozenset({"lite"})
 

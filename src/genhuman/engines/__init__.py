@@ -18,6 +18,8 @@ ENGINES: dict[str, str] = {
     "echomimic_v2": "genhuman.engines.echomimic_v2:EchoMimicV2Engine",
     "hallo": "genhuman.engines.hallo:HalloEngine",
     "hallo2": "genhuman.engines.hallo:Hallo2Engine",
+    "echomimic_v3": "genhuman.engines.echomimic_v3:EchoMimicV3Engine",
+    "echomimic_v3_flash": "genhuman.engines.echomimic_v3:EchoMimicV3FlashEngine",
 }
 
 

@@ -1,0 +1,163 @@
+"""The echomimic_v3 and echomimic_v3_flash engines end to end on tiny official-layout folders (the harness's tiny
+weights): the CLI writes a playable MP4 with audio, long audio goes window by window, bad inputs are one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genhuman.cli import main
+from genhuman.engines import engine_names, load_engine
+from genhuman.engines.echomimic_v3 import face_token_mask, video_frames
+from genhuman.media import load_audio, read_video_info, save_image, save_wav
+from genhuman.request import AnimateRequest, EngineOptions
+
+from .official import official_clip_weights, official_umt5_weights, official_vae_weights, write_official_folder
+
+SIZE = 32  # 4x4 latents, 2x2 transformer tokens
+WAV2VEC = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=16,
+               conv_dim=(8, 8, 8), conv_kernel=(10, 8, 4), conv_stride=(5, 8, 8), num_conv_pos_embeddings=8,
+               num_conv_pos_embedding_groups=16, feat_extract_norm="group", vocab_size=32)
+
+
+def _tokenizer(directory: Path) -> None:
+    """The harness's stand-in tokenizer as a transformers fast tokenizer: one id per character, </s> 1, pad 0."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    vocab.update({chr(b): 2 + b % 90 for b in range(32, 127)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(str(directory))
+
+
+def _wav2vec(directory: Path) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from genhuman.models.pretrained import WEIGHTS_NAME, save_state_dict
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(**WAV2VEC)
+    directory.mkdir(parents=True)
+    config.save_pretrained(directory)
+    save_state_dict(Wav2Vec2Model(config).state_dict(), directory / WEIGHTS_NAME)
+
+
+def write_tiny_folder(root: Path, kind: str, wav2vec: Path, **kw) -> Path:
+    """The README layout with the harness's tiny transformer, VAE, umT5 and CLIP files."""
+    write_official_folder(root, kind, **kw)
+    base = root / "Wan2.1-Fun-V1.1-1.3B-InP"
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps(dict(config, clip_num_heads=2)))  # the tiny CLIP's heads
+    torch.save(official_vae_weights(), base / "Wan2.1_VAE.pth")
+    torch.save(official_umt5_weights(), base / "models_t5_umt5-xxl-enc-bf16.pth")
+    torch.save(official_clip_weights(), base / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth")
+    _tokenizer(base / "google" / "umt5-xxl")
+    (root / ("chinese-wav2vec2-base" if kind == "flash" else "wav2vec2-base-960h")).symlink_to(wav2vec)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("v3")
+    _wav2vec(tmp / "wav2vec")
+    return {kind: write_tiny_folder(tmp / kind, kind, tmp / "wav2vec") for kind in ("preview", "flash")}
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory, speech_path):
+    path = tmp_path_factory.mktemp("audio") / "speech.wav"
+    save_wav(path, load_audio(speech_path)[:16000])  # 1 s: 25 frames
+    return path
+
+
+def animate(weights, image, audio, out, *args):
+    return main(["animate", str(image), str(audio), "-o", str(out), "--weights", str(weights),
+                 "--width", str(SIZE), "--height", str(SIZE), "--steps", "2", *args])
+
+
+def test_registered():
+    assert {"echomimic_v3", "echomimic_v3_flash"} <= set(engine_names())
+
+
+@pytest.mark.parametrize("engine", ["echomimic_v3", "echomimic_v3_flash"])
+def test_cli_writes_a_playable_mp4_with_audio(folders, engine, portrait_path, speech, tmp_path, capsys):
+    out = tmp_path / f"{engine}.mp4"
+    weights = folders["flash" if engine.endswith("flash") else "preview"]
+    assert animate(weights, portrait_path, speech, out, "--engine", engine) == 0, capsys.readouterr().err
+    info = read_video_info(out)
+    assert (info.width, info.height, info.fps, info.frames) == (SIZE, SIZE, 25.0, 25)
+    assert info.has_audio and info.audio_duration == pytest.approx(1.0, abs=0.05)
+
+
+def test_long_audio_goes_window_by_window(folders, portrait_path, speech_path):
+    """3 s in windows of 9 frames with 4 held back: every frame once, the first ones before the audio ends."""
+    engine = load_engine("echomimic_v3_flash", EngineOptions(weights=folders["flash"]))
+    request = AnimateRequest(width=SIZE, height=SIZE, steps=1, extra={"window_frames": 9, "overlap": 4})
+    avatar = engine.prepare_avatar(portrait_path, request=request)
+    wave = load_audio(speech_path)[:48000]
+    read: list[int] = []
+
+    def chunks():
+        for start in range(0, len(wave), 1600):
+            read.append(start)
+            yield wave[start:start + 1600]
+
+    stream = engine.stream(avatar, chunks(), request)
+    first = next(stream)
+    assert first.index == 0 and first.image.shape == (SIZE, SIZE, 3)
+    assert len(read) < 10  # 9 frames need 0.36 s: the first window started after 6 of 30 chunks
+    rest = list(stream)
+    assert [f.index for f in [first, *rest]] == list(range(75))
+
+
+def test_helpers():
+    assert [video_frames(n) for n in (1, 2, 5, 6, 25, 81)] == [1, 5, 5, 9, 25, 81]
+    mask = face_token_mask((10.0, 2.0, 20.0, 14.0), 48, 32)  # 3x2 tokens: the box covers columns 0-1, row 0
+    assert mask.tolist() == [[1, 1, 0, 0, 0, 0]]
+
+
+def _one_line_exit_2(capsys, *argv) -> str:
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_inputs_are_one_line(folders, portrait_path, speech, tmp_path, tmp_path_factory, capsys):
+    out = tmp_path / "x.mp4"
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(folders["preview"], incomplete, symlinks=True)
+    (incomplete / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    err = _one_line_exit_2(capsys, "animate", str(portrait_path), str(speech), "-o", str(out), "--engine",
+                           "echomimic_v3", "--weights", str(incomplete))
+    assert "incomplete EchoMimicV3 weights folder incomplete: missing transformer/" in err
+    base_only = write_tiny_folder(tmp_path / "base_only", "preview", (folders["preview"] / "wav2vec2-base-960h")
+                                  .resolve(), base_only=True)
+    err = _one_line_exit_2(capsys, "animate", str(portrait_path), str(speech), "-o", str(out), "--engine",
+                           "echomimic_v3", "--weights", str(base_only), "--width", "32", "--height", "32")
+    assert "transformer/diffusion_pytorch_model.safetensors lacks 9 EchoMimicV3 audio key(s)"  # 93 at full size in err
+    blank = tmp_path / "blank.png"
+    save_image(blank, np.full((64, 64, 3), 128, np.uint8))
+    err = _one_line_exit_2(capsys, "animate", str(blank), str(speech), "-o", str(out), "--engine", "echomimic_v3",
+                           "--weights", str(folders["preview"]), "--width", "32", "--height", "32")
+    assert "no face found in the portrait" in err
+    assert not out.exists()
+
+
+def test_flash_needs_no_face(folders, speech, tmp_path):
+    blank = tmp_path / "blank.png"
+    save_image(blank, np.full((64, 64, 3), 128, np.uint8))
+    flash = load_engine("echomimic_v3_flash", EngineOptions(weights=folders["flash"]))
+    avatar = flash.prepare_avatar(blank, request=AnimateRequest(width=SIZE, height=SIZE))
+    assert "face_mask" not in avatar.arrays
+    assert avatar.arrays["clip_embeds"].shape == (1, 257, 64)
+    assert avatar.arrays["prompt_embeds"].shape == (1, 512, 64)
