@@ -13,7 +13,7 @@ import torch
 
 from genhuman.cli import main
 from genhuman.engines import engine_names, load_engine
-from genhuman.engines.echomimic_v3 import face_token_mask, video_frames
+from genhuman.engines.echomimic_v3 import face_token_mask, loudness_normalised, video_frames
 from genhuman.media import load_audio, read_video_info, save_image, save_wav
 from genhuman.request import AnimateRequest, EngineOptions
 
@@ -123,6 +123,18 @@ def test_helpers():
     assert [video_frames(n) for n in (1, 2, 5, 6, 25, 81)] == [1, 5, 5, 9, 25, 81]
     mask = face_token_mask((10.0, 2.0, 20.0, 14.0), 48, 32)  # 3x2 tokens: the box covers columns 0-1, row 0
     assert mask.tolist() == [[1, 1, 0, 0, 0, 0]]
+
+
+def test_flash_audio_is_brought_to_minus_23_lufs(speech_path):
+    import pyloudnorm
+
+    wave = load_audio(speech_path)[:32000] * 0.1
+    meter = pyloudnorm.Meter(16000)
+    before = meter.integrated_loudness(wave.astype(np.float64))
+    after = meter.integrated_loudness(loudness_normalised(wave).astype(np.float64))
+    assert before < -30 and after == pytest.approx(-23.0, abs=0.01)
+    short = wave[:3200]  # under one 400 ms gating block: left as it is
+    assert loudness_normalised(short) is short
 
 
 def _one_line_exit_2(capsys, *argv) -> str:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 FPS = 25
 OFFICIAL_SEED = 43  # the official infer scripts' seed
+FLASH_LUFS = -23.0  # the official Flash audio loudness
 MAX_AREA = 768 * 768  # official: area <= 768^2, aspect kept, multiples of 16
 SIZE_MULTIPLE = 16
 PROMPT = "A person is speaking."
@@ -351,6 +352,8 @@ class EchoMimicV3Engine:
         step a frame, windows of +-2 frames (clamped) [1, F, 5, layers, 768]."""
         from genhuman.audio_features.wav2vec import _receptive_field, encode, normalize
 
+        if self.flash:
+            wave = loudness_normalised(wave)
         values = torch.from_numpy(normalize(wave)) if len(wave) else torch.zeros(0)
         values = F.pad(values, (0, max(0, _receptive_field(loaded.wav2vec.config) - len(values))))
         if self.flash:
@@ -398,6 +401,23 @@ class EchoMimicV3Engine:
 class EchoMimicV3FlashEngine(EchoMimicV3Engine):
     name = "echomimic_v3_flash"
     flash = True
+
+
+def loudness_normalised(wave: np.ndarray, target: float = FLASH_LUFS) -> np.ndarray:
+    """The official Flash input: ``wave`` at ``target`` LUFS (ITU-R BS.1770, pyloudnorm). Streamed, it is applied
+    per window (the official code measures the whole clip); shorter than one 400 ms gating block, or silent, or
+    without pyloudnorm installed, the wave is used as it is."""
+    try:
+        import pyloudnorm
+    except ImportError:
+        log.warning("pyloudnorm is not installed: the Flash audio is not loudness-normalised to %s LUFS", target)
+        return wave
+    if len(wave) < int(0.4 * SAMPLE_RATE) + 1:
+        return wave
+    loudness = pyloudnorm.Meter(SAMPLE_RATE).integrated_loudness(wave.astype(np.float64))
+    if not np.isfinite(loudness):
+        return wave
+    return np.asarray(pyloudnorm.normalize.loudness(wave.astype(np.float64), loudness, target), np.float32)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
