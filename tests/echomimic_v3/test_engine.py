@@ -26,12 +26,14 @@ WAV2VEC = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, in
 
 
 def _tokenizer(directory: Path) -> None:
-    """The harness's stand-in tokenizer as a transformers fast tokenizer: one id per character, </s> 1, pad 0."""
+    """A character-level stand-in for the umT5 tokenizer (transformers fast tokenizer): </s> 1, pad 0, unique ids
+    under the tiny umT5's 96-token vocabulary."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    vocab.update({chr(b): 2 + b % 90 for b in range(32, 127)})
+    chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,!?'-"
+    vocab.update({c: 3 + i for i, c in enumerate(chars)})
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
@@ -84,8 +86,13 @@ def animate(weights, image, audio, out, *args):
                  "--width", str(SIZE), "--height", str(SIZE), "--steps", "2", *args])
 
 
-def test_registered():
+def test_registered_as_weights_engines():
+    from genhuman.engines import get_engine_class
+    from genhuman.engines.diffusion import DiffusionEngine
+
     assert {"echomimic_v3", "echomimic_v3_flash"} <= set(engine_names())
+    # the server builds engines that are not DiffusionEngines without weights, to validate requests
+    assert all(issubclass(get_engine_class(n), DiffusionEngine) for n in ("echomimic_v3", "echomimic_v3_flash"))
 
 
 @pytest.mark.parametrize("engine", ["echomimic_v3", "echomimic_v3_flash"])

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from genhuman.engines.avatar import Avatar, weights_fingerprint
 from genhuman.engines.base import AnimateResult, AudioChunks, AudioInput, Frame, ImageInput
-from genhuman.engines.diffusion import DTYPES, check_speech, resolve_device
+from genhuman.engines.diffusion import DTYPES, DiffusionEngine, check_speech, resolve_device
 from genhuman.engines.output import audio_chunks, check_output, close_samples, write_video
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.media import SAMPLE_RATE
@@ -108,11 +108,16 @@ def condition_latents(vae: Any, known: torch.Tensor, num_frames: int) -> torch.T
     return torch.cat([mask, latents], dim=1)
 
 
-class EchoMimicV3Engine:
+class EchoMimicV3Engine(DiffusionEngine):
+    """A DiffusionEngine for what holds it to its rules (a weights folder, as the server checks), with its own
+    loading, validation and streaming: the SD-family hooks of the base class are not used."""
+
     name = "echomimic_v3"
+    family = "echomimic_v3"
+    weights_description = "the official EchoMimicV3 folder"
     flash = False
 
-    def __init__(self, options: Optional[EngineOptions] = None):
+    def __init__(self, options: Optional[EngineOptions] = None):  # not the base's: no SD-family layout here
         from genhuman.checkpoints.echomimic_v3 import official_folder
 
         self.options = options or EngineOptions()
@@ -128,12 +133,16 @@ class EchoMimicV3Engine:
         self.device = resolve_device(self.options.device)
         self.dtype = DTYPES[self.options.dtype] if self.options.dtype else (
             torch.bfloat16 if self.device.type == "cuda" else torch.float32)
-        self._loaded: Optional[V3Loaded] = None
+        self.weights = self.folder.root
+        self._loaded = None
+        self._fixed = None
+        self._v3: Optional[V3Loaded] = None
 
     # ------------------------------------------------------------------ weights
-    def load(self) -> V3Loaded:
-        if self._loaded is not None:
-            return self._loaded
+    def load(self, request: Optional[AnimateRequest] = None) -> V3Loaded:  # type: ignore[override]
+        """The transformer, VAE and wav2vec2, loaded on first use and kept (``request`` is not needed)."""
+        if self._v3 is not None:
+            return self._v3
         from genhuman.audio_features.wav2vec import load_wav2vec
         from genhuman.checkpoints.echomimic_v3 import VAE_FILE, load_transformer, wan_vae_from_official
         from genhuman.pipelines.echomimic_v3 import EchoMimicV3Pipeline
@@ -142,10 +151,10 @@ class EchoMimicV3Engine:
         transformer = load_transformer(self.folder.root, self.flash, self.dtype).to(self.device)
         vae = wan_vae_from_official(self._pth(VAE_FILE), self.dtype).to(self.device)
         wav2vec = load_wav2vec(self.audio_dir, self.device)
-        self._loaded = V3Loaded(EchoMimicV3Pipeline(transformer), vae, wav2vec, weights_fingerprint(transformer))
+        self._v3 = V3Loaded(EchoMimicV3Pipeline(transformer), vae, wav2vec, weights_fingerprint(transformer))
         log.info("loaded EchoMimicV3 %s on %s/%s in %.1f s", "Flash" if self.flash else "preview", self.device,
                  self.dtype, time.perf_counter() - started)
-        return self._loaded
+        return self._v3
 
     def _pth(self, name: str) -> dict[str, torch.Tensor]:
         path = self.folder.base / name
