@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genhuman.cli import main
-from genhuman.engines import engine_names, load_engine
+from genhuman.engines import Avatar, engine_names, load_engine
 from genhuman.engines.echomimic_v3 import face_token_mask, loudness_normalised, video_frames
 from genhuman.media import load_audio, read_video_info, save_image, save_wav
 from genhuman.request import AnimateRequest, EngineOptions
@@ -180,3 +180,9 @@ def test_flash_needs_no_face(folders, speech, tmp_path):
     assert "face_mask" not in avatar.arrays
     assert avatar.arrays["clip_embeds"].shape == (1, 257, 64)
     assert avatar.arrays["prompt_embeds"].shape == (1, 512, 64)
+    # umT5 output for the real tokens, zeros after: "A person is speaking." is 21 characters + </s>
+    assert np.abs(avatar.arrays["prompt_embeds"][0, :22]).min(axis=1).max() > 0
+    assert not avatar.arrays["prompt_embeds"][0, 22:].any()
+    saved = Avatar.load(avatar.save(tmp_path / "avatar"))  # the embeddings travel; umT5/CLIP are not needed again
+    frames = list(flash.stream(saved, [load_audio(speech)[:8000]], AnimateRequest(width=SIZE, height=SIZE, steps=1)))
+    assert len(frames) == 12 and frames[-1].image.shape == (SIZE, SIZE, 3)  # 0.5 s at 25 fps
