@@ -38,10 +38,20 @@ SERIAL_PATHS = (
 )
 
 
+# Under xdist (`--dist loadgroup`) each file goes to one worker, as with loadfile, except
+# these folders, whose session fixtures (a rendered synthetic video set) are built once.
+ONE_WORKER_FOLDERS = ("tests/curate/",)
+
+
 def pytest_collection_modifyitems(config, items):
+    distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
     for item in items:
         if item.nodeid.startswith(SERIAL_PATHS) or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.serial)
+        if distributed:
+            path = item.nodeid.split("::")[0]
+            group = next((folder for folder in ONE_WORKER_FOLDERS if path.startswith(folder)), path)
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_report_header(config):
