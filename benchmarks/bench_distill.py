@@ -30,20 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SENTENCES = [
-    "Hello there, it is a lovely day to learn something new.",
-    "The quick brown fox jumps over the lazy dog.",
-    "Please remember to bring your notes to the meeting.",
-    "We measured every frame and every sample twice.",
-    "Open the window, the room is getting warm.",
-    "My favourite colour is a deep shade of blue.",
-    "Numbers like seven, eight and nine are easy to say.",
-    "She sells sea shells by the sea shore.",
-    "Good morning, how did you sleep last night?",
-    "The train leaves at half past four from platform two.",
-    "Thank you for listening, see you again soon.",
-    "A small model can still learn the shape of a smile.",
-]
+from genhuman.data.synthetic import SENTENCES as _ALL_SENTENCES
+
+SENTENCES = list(_ALL_SENTENCES[:12])  # the synthetic set's first 12 sentences, one per clip
 HELD_OUT = 2  # the last clips: their sentences are never trained on
 SIZE, FPS = 64, 25
 EVAL_FRAMES = 12  # one context window: every step is exactly one UNet call per window

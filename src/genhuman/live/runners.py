@@ -264,10 +264,12 @@ class _Inbox:
         self.conn = conn
         self.waiting: list[tuple] = []
         self.cancelled: set[int] = set()
+        self.finished = 0  # the last request answered: its late cancel (sent on close) is moot
 
     def _take(self, message: tuple) -> None:
         if message[0] == "cancel":
-            self.cancelled.add(message[1])
+            if message[1] > self.finished:
+                self.cancelled.add(message[1])
         else:
             self.waiting.append(message)
 
@@ -320,6 +322,7 @@ def _serve(conn) -> None:
         except Exception as exc:  # noqa: BLE001 - the parent raises it for this answer
             conn.send(("done", request, f"{type(exc).__name__}: {exc}"))
         inbox.cancelled.discard(request)
+        inbox.finished = request
 
 
 def main(argv: Optional[list[str]] = None) -> int:
