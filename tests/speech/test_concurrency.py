@@ -64,8 +64,10 @@ def test_each_thread_aligns_with_its_own_decoder(speech_path):
     serial = phonemes.recognize(wave)
     decoders: list[int] = []
     lock = threading.Lock()
+    both = threading.Barrier(2)  # both calls in flight at once: the pool cannot run them on one thread
 
     def run(_):
+        both.wait(timeout=30)
         with lock:
             decoders.append(id(phonemes._recognizer()))
         return phonemes.recognize(wave)
