@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,19 @@ SENTENCES = list(_ALL_SENTENCES[:12])  # the synthetic set's first 12 sentences,
 HELD_OUT = 2  # the last clips: their sentences are never trained on
 SIZE, FPS = 64, 25
 EVAL_FRAMES = 12  # one context window: every step is exactly one UNet call per window
+
+
+@dataclass
+class RunSummary:
+    """What the tables need of a training run; kept in teacher.json so a rerun can reuse the teacher."""
+
+    checkpoint: str
+    steps: int
+    final_loss: float  # mean of the last 20 logged losses
+
+    @classmethod
+    def of(cls, result) -> "RunSummary":
+        return cls(str(result.checkpoint), result.steps, float(np.mean(result.losses[-20:])) if result.losses else 0.0)
 
 
 def log(msg: str) -> None:
@@ -259,6 +273,9 @@ def main() -> int:
     parser.add_argument("--distill-steps", type=int, default=200)
     parser.add_argument("--phases", type=int, default=4)
     parser.add_argument("--teacher-steps", type=int, default=40)
+    parser.add_argument("--distill-lr", type=float, default=3e-4)
+    parser.add_argument("--sample-at", choices=("segment", "start"), default="start",
+                        help="where x_t is drawn in a segment (DistillConfig.sample_at)")
     args = parser.parse_args()
 
     from genhuman.checkpoints.tiny import save_tiny_official_checkpoint
@@ -304,16 +321,29 @@ def main() -> int:
     dataset = PreparedDataset(prepared, vae, clip_ids=train_ids)
 
     common = dict(batch_size=4, learning_rate=3e-4, weight_decay=0.0, log_every=5, ema_decay=0.0)
-    one = TrainConfig(stage="stage1", init=str(init), steps=args.stage1_steps, uncond_ref_ratio=0.05,
-                      uncond_all_ratio=0.1, sample_margin=1000, **common)
-    r1 = timed("teacher stage 1", lambda: train(one, prepared, work / "stage1", dataset=dataset))
-    two = TrainConfig(stage="stage2", init=str(r1.checkpoint / "official"), steps=args.stage2_steps, frames=8,
-                      uncond_ref_ratio=0.05, uncond_audio_ratio=0.05, uncond_all_ratio=0.1, **common)
-    r2 = timed("teacher stage 2", lambda: train(two, prepared, work / "stage2", dataset=dataset))
-    teacher = r2.checkpoint / "official"
+    teacher_marker = work / "teacher.json"  # a rerun in the same --work reuses the trained teacher
+    if teacher_marker.is_file():
+        saved = json.loads(teacher_marker.read_text())
+        times.update(saved["times"])
+        finals = {name: RunSummary(**r) for name, r in saved["runs"].items()}
+    else:
+        one = TrainConfig(stage="stage1", init=str(init), steps=args.stage1_steps, uncond_ref_ratio=0.05,
+                          uncond_all_ratio=0.1, sample_margin=1000, **common)
+        r1 = timed("teacher stage 1", lambda: train(one, prepared, work / "stage1", dataset=dataset))
+        two = TrainConfig(stage="stage2", init=str(r1.checkpoint / "official"), steps=args.stage2_steps, frames=8,
+                          uncond_ref_ratio=0.05, uncond_audio_ratio=0.05, uncond_all_ratio=0.1, **common)
+        r2 = timed("teacher stage 2", lambda: train(two, prepared, work / "stage2", dataset=dataset))
+        finals = {"teacher stage 1": RunSummary.of(r1), "teacher stage 2": RunSummary.of(r2)}
+        teacher_marker.write_text(json.dumps({"times": {k: times[k] for k in ("teacher stage 1", "teacher stage 2")},
+                                              "runs": {k: vars(v) for k, v in finals.items()}}))
+    teacher = Path(finals["teacher stage 2"].checkpoint) / "official"
     dc = DistillConfig(phases=args.phases, teacher_steps=args.teacher_steps, guidance=2.5, steps=args.distill_steps,
-                       batch_size=2, frames=8, learning_rate=1e-4, log_every=5, ema_decay=0.9)
+                       batch_size=2, frames=8, learning_rate=args.distill_lr, log_every=5, ema_decay=0.9,
+                       sample_at=args.sample_at)
+    if (work / "distill").exists():
+        shutil.rmtree(work / "distill")  # the student is always distilled anew from this teacher
     r3 = timed("distill", lambda: distill(dc, str(teacher), prepared, work / "distill", dataset=dataset))
+    finals["distill"] = RunSummary.of(r3)
     student = r3.checkpoint / "official"
     table = timed("evaluation", lambda: evaluate(teacher, student, prepared, held_out, args.phases))
     if args.plot:
@@ -331,10 +361,9 @@ def main() -> int:
         print(f"| {name} | {cells[0].replace('inf', '(itself)')} | {cells[1]} | {evals} | {secs} |")
     print("\n| phase | wall time (s) | steps | final loss (mean of last 20) |")
     print("|---|---|---|---|")
-    finals = {"teacher stage 1": r1, "teacher stage 2": r2, "distill": r3}
     for name, seconds in times.items():
         r = finals.get(name)
-        extra = f"{r.steps} | {np.mean(r.losses[-20:]):.4f}" if r is not None and r.losses else " | "
+        extra = f"{r.steps} | {r.final_loss:.4f}" if r is not None else " | "
         print(f"| {name} | {seconds:.1f} | {extra} |")
     (work / "results.json").write_text(json.dumps({"table": table, "times": times, "vae_psnr": vae_psnr},
                                                   indent=2, default=str))

@@ -21,6 +21,7 @@ from genhuman.errors import InputError
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 20_000
+MAX_PROMPT_CHARS = 2_000  # umT5 reads 512 tokens at most
 EXPRESSIONS = ("keep", "neutral")  # the lite renderer's (genhuman.engines.lite.render)
 
 
@@ -105,6 +106,7 @@ def option(default: Any, kind: type, help: str, **spec: Any) -> Any:
 DIFFUSION = frozenset({"echomimic", "echomimic_v2"})
 HALLO = frozenset({"hallo", "hallo2"})
 ECHOMIMIC_V3 = frozenset({"echomimic_v3", "echomimic_v3_flash"})
+V3_PREVIEW = frozenset({"echomimic_v3"})
 GENERATIVE = DIFFUSION | HALLO | ECHOMIMIC_V3  # every engine with a weights folder and a denoising loop
 SCHEDULES = ("official", "streaming")
 LITE = frozenset({"lite"})
@@ -156,6 +158,13 @@ class AnimateRequest:
         None, float, "Hallo2 (and Hallo past 60 s): seconds of wav2vec2 context kept across the 60 s audio cuts "
         "(default: none for hallo2, the official reset at every cut; 10 for hallo)", low=0.0, high=120.0,
         engines=HALLO, metavar="S")
+    prompt: Optional[str] = option(None, str, "EchoMimicV3: the text prompt, encoded once per avatar (default: the "
+                                   "official 'A person is speaking.')", engines=ECHOMIMIC_V3, metavar="TEXT")
+    negative_prompt: Optional[str] = option(None, str, "EchoMimicV3: the negative prompt (default: the official "
+                                            "'Gesture is bad. Bad hands.')", engines=ECHOMIMIC_V3, metavar="TEXT")
+    text_cfg: Optional[float] = option(None, float, "EchoMimicV3 preview: text guidance scale, decayed as the "
+                                       "official schedule does (default 4.0; --cfg is the audio scale)",
+                                       low=1.0, high=20.0, engines=V3_PREVIEW, metavar="X")
     extra: Mapping[str, Any] = field(default_factory=dict)  # engine tuning knobs (Python API only)
     # The engine whose validate() produced this request: validating it again (animate ->
     # prepare_avatar -> stream) neither repeats the warnings nor changes anything.
@@ -169,6 +178,11 @@ class AnimateRequest:
             if len(text) > MAX_TEXT_CHARS:
                 raise InputError(f"text is too long ({len(text)} characters); the limit is {MAX_TEXT_CHARS}")
             object.__setattr__(self, "text", text or None)
+        for name in ("prompt", "negative_prompt"):
+            value = getattr(self, name)
+            if value is not None and len(value) > MAX_PROMPT_CHARS:
+                raise InputError(f"{name.replace('_', ' ')} is too long ({len(value)} characters); the limit is "
+                                 f"{MAX_PROMPT_CHARS}")
 
     def explicit(self) -> dict[str, Any]:
         """Options set to something other than their default."""
@@ -221,6 +235,11 @@ class EngineOptions:
                                   choices=("float32", "float16", "bfloat16"), engines=GENERATIVE, server=False)
     accelerated: bool = option(False, bool, "accelerated weights: 6 steps, no CFG", engines=DIFFUSION)
     compile: bool = option(False, bool, "torch.compile the denoiser", engines=GENERATIVE, server=False)
+    offload: bool = option(False, bool, "EchoMimicV3: keep only the model at work on the GPU (transformer, VAE, "
+                           "wav2vec2 in turn; the others wait in CPU memory): less VRAM, a little slower",
+                           engines=ECHOMIMIC_V3, server=False)
+    vae_tiling: bool = option(False, bool, "EchoMimicV3: encode and decode the VAE in overlapping tiles: less VRAM "
+                              "at large sizes", engines=ECHOMIMIC_V3, server=False)
 
     def __post_init__(self) -> None:
         for f, spec in request_options(type(self)):

@@ -14,6 +14,7 @@ import torch
 from genhuman.cli import main
 from genhuman.engines import Avatar, engine_names, load_engine
 from genhuman.engines.echomimic_v3 import face_token_mask, loudness_normalised, video_frames
+from genhuman.errors import InputError
 from genhuman.media import load_audio, read_video_info, save_image, save_wav
 from genhuman.request import AnimateRequest, EngineOptions
 
@@ -186,3 +187,58 @@ def test_flash_needs_no_face(folders, speech, tmp_path):
     saved = Avatar.load(avatar.save(tmp_path / "avatar"))  # the embeddings travel; umT5/CLIP are not needed again
     frames = list(flash.stream(saved, [load_audio(speech)[:8000]], AnimateRequest(width=SIZE, height=SIZE, steps=1)))
     assert len(frames) == 12 and frames[-1].image.shape == (SIZE, SIZE, 3)  # 0.5 s at 25 fps
+
+
+def test_prompts_and_text_cfg_come_from_the_request_model(folders, portrait_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        main(["animate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--prompt TEXT" in text and "--negative-prompt TEXT" in text and "--text-cfg X" in text
+    assert "--offload" in text and "--vae-tiling" in text
+    with pytest.raises(InputError, match="prompt is too long \\(2001 characters\\); the limit is 2000"):
+        AnimateRequest(prompt="a" * 2001)
+    with pytest.raises(InputError, match="text cfg must be between 1.0 and 20.0"):
+        AnimateRequest(text_cfg=0.5)
+
+    engine = load_engine("echomimic_v3", EngineOptions(weights=folders["preview"]))
+    size = dict(width=SIZE, height=SIZE)
+    default = engine.prepare_avatar(portrait_path, request=AnimateRequest(**size))
+    other = engine.prepare_avatar(portrait_path, request=AnimateRequest(prompt="A cat is singing.", **size))
+    negative = engine.prepare_avatar(portrait_path, request=AnimateRequest(negative_prompt="Blurry.", **size))
+    assert not np.array_equal(default.arrays["prompt_embeds"], other.arrays["prompt_embeds"])
+    assert np.array_equal(default.arrays["negative_embeds"], other.arrays["negative_embeds"])
+    assert np.array_equal(default.arrays["prompt_embeds"], negative.arrays["prompt_embeds"])
+    assert not np.array_equal(default.arrays["negative_embeds"], negative.arrays["negative_embeds"])
+
+    seen = []
+    pipeline = engine.load().pipeline
+    monkeypatch.setattr(pipeline, "sample_preview", lambda cond, audio, noise, mask, options: (
+        seen.append(options.text_scale), noise)[1])
+    wave = np.zeros(4000, np.float32)
+    wave[::7] = 0.2
+    for text_cfg, expected in ((None, 4.0), (6.5, 6.5)):
+        list(engine.stream(default, [wave], AnimateRequest(steps=1, text_cfg=text_cfg, **size)))
+        assert seen[-1] == expected
+
+
+def test_the_server_keeps_one_avatar_per_prompt():
+    from genhuman.server.avatars import avatar_key
+
+    def key(**kw):
+        return avatar_key("echomimic_v3", "d" * 64, AnimateRequest(**kw))
+
+    assert key() == key(text_cfg=7.0)  # guidance is per video, the prompt embeddings are per avatar
+    assert len({key(), key(prompt="A cat."), key(negative_prompt="Blurry.")}) == 3
+
+
+def test_vae_tiling_and_offload_options(folders, speech, caplog):
+    with caplog.at_level("WARNING"):
+        engine = load_engine("echomimic_v3_flash", EngineOptions(weights=folders["flash"], vae_tiling=True,
+                                                                 offload=True))
+    assert "--offload moves models between the GPU and CPU memory; on cpu it does nothing" in caplog.text
+    assert not engine.offload.enabled
+    assert engine.load().vae.use_tiling
+    request = AnimateRequest(width=SIZE, height=SIZE, steps=1)
+    avatar = engine.prepare_avatar(np.full((64, 64, 3), 128, np.uint8), request=request)
+    frames = list(engine.stream(avatar, [load_audio(speech)[:4000]], request))
+    assert len(frames) == 6 and frames[0].image.shape == (SIZE, SIZE, 3)

@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", choices=("teacher", "consistency"),
                    help="teacher: the teacher's remaining sub-steps (default); consistency: one teacher "
                         "sub-step, then the EMA target network")
+    p.add_argument("--sample-at", choices=("segment", "start"),
+                   help="segment: x_t at any sub-step of a segment (default, the MSC form); start: only at "
+                        "segment starts, the student's own timesteps (small budgets)")
     p.add_argument("--steps", type=int_range(1, 10**9), help="optimiser steps")
+    p.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-5)")
     p.add_argument("--lora-rank", type=int_range(0, 1024), help="distil into LoRA adapters of this rank")
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), help="accelerate mixed precision")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="less memory, more compute")
@@ -46,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from genhuman.training.dataset import kept_clip_ids
 
     data = read_config_file(args.config)
-    data.update(overrides(args, ("phases", "teacher_steps", "guidance", "loss", "target", "steps", "lora_rank",
-                                 "mixed_precision", "gradient_checkpointing", "seed")))
+    data.update(overrides(args, ("phases", "teacher_steps", "guidance", "loss", "target", "sample_at", "steps",
+                                 "learning_rate", "lora_rank", "mixed_precision", "gradient_checkpointing",
+                                 "seed")))
     config = DistillConfig.from_dict(data, what=str(args.config or "the options"))
     kept_clip_ids(args.data)
     from genhuman.training.distill import distill

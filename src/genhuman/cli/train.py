@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="continue from the latest checkpoint in --out (or from the given checkpoint folder)")
     p.add_argument("--steps", type=int_range(1, 10**9), help="optimiser steps (overrides the config)")
+    p.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-5)")
     p.add_argument("--lora-rank", type=int_range(0, 1024), help="train LoRA adapters of this rank (0: full)")
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), help="accelerate mixed precision")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None,
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from genhuman.training.dataset import kept_clip_ids
 
     data = read_config_file(args.config)
-    data.update(stage=args.stage, **overrides(args, ("init", "steps", "lora_rank", "mixed_precision",
+    data.update(stage=args.stage, **overrides(args, ("init", "steps", "learning_rate", "lora_rank", "mixed_precision",
                                                       "gradient_checkpointing", "seed")))
     config = TrainConfig.from_dict(data, what=str(args.config or "the options"))
     kept_clip_ids(args.data)  # a missing or empty data folder is refused before anything loads

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from genhuman.engines.avatar import Avatar, weights_fingerprint
 from genhuman.engines.base import AnimateResult, AudioChunks, AudioInput, Frame, ImageInput
 from genhuman.engines.diffusion import DTYPES, DiffusionEngine, check_speech, resolve_device
+from genhuman.engines.offload import ModelOffload
 from genhuman.engines.output import audio_chunks, check_output, close_samples, write_video
 from genhuman.errors import InputError, MissingWeightsError
 from genhuman.media import SAMPLE_RATE
@@ -47,8 +48,7 @@ MAX_AREA = 768 * 768  # official: area <= 768^2, aspect kept, multiples of 16
 SIZE_MULTIPLE = 16
 PROMPT = "A person is speaking."
 NEGATIVE = "Gesture is bad. Bad hands."
-TUNING = frozenset({"prompt", "negative_prompt", "window_frames", "overlap", "max_frames", "teacache",
-                    "teacache_per_step", "text_scale"})
+TUNING = frozenset({"window_frames", "overlap", "max_frames", "teacache", "teacache_per_step"})
 AUDIO_DIR = {False: "wav2vec2-base-960h", True: "chinese-wav2vec2-base"}
 TOKENIZER_DIR = "google/umt5-xxl"
 
@@ -116,6 +116,7 @@ class EchoMimicV3Engine(DiffusionEngine):
     family = "echomimic_v3"
     weights_description = "the official EchoMimicV3 folder"
     flash = False
+    needs_face = True  # preview masks the audio attention to the face box; Flash takes the whole picture
 
     def __init__(self, options: Optional[EngineOptions] = None):  # not the base's: no SD-family layout here
         from genhuman.checkpoints.echomimic_v3 import official_folder
@@ -133,6 +134,9 @@ class EchoMimicV3Engine(DiffusionEngine):
         self.device = resolve_device(self.options.device)
         self.dtype = DTYPES[self.options.dtype] if self.options.dtype else (
             torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        if self.options.offload and self.device.type == "cpu":
+            log.warning("--offload moves models between the GPU and CPU memory; on %s it does nothing", self.device)
+        self.offload = ModelOffload(self.device, self.options.offload and self.device.type != "cpu")
         self.weights = self.folder.root
         self._loaded = None
         self._fixed = None
@@ -148,12 +152,15 @@ class EchoMimicV3Engine(DiffusionEngine):
         from genhuman.pipelines.echomimic_v3 import EchoMimicV3Pipeline
 
         started = time.perf_counter()
-        transformer = load_transformer(self.folder.root, self.flash, self.dtype).to(self.device)
-        vae = wan_vae_from_official(self._pth(VAE_FILE), self.dtype).to(self.device)
-        wav2vec = load_wav2vec(self.audio_dir, self.device)
+        home = self.offload.load_device
+        transformer = load_transformer(self.folder.root, self.flash, self.dtype).to(home)
+        vae = wan_vae_from_official(self._pth(VAE_FILE), self.dtype).to(home)
+        if self.options.vae_tiling:
+            vae.enable_tiling()  # diffusers' tiled encode/decode: memory bounded by the tile, not the frame
+        wav2vec = load_wav2vec(self.audio_dir, home)
         self._v3 = V3Loaded(EchoMimicV3Pipeline(transformer), vae, wav2vec, weights_fingerprint(transformer))
-        log.info("loaded EchoMimicV3 %s on %s/%s in %.1f s", "Flash" if self.flash else "preview", self.device,
-                 self.dtype, time.perf_counter() - started)
+        log.info("loaded EchoMimicV3 %s on %s/%s%s in %.1f s", "Flash" if self.flash else "preview", self.device,
+                 self.dtype, " (model offload)" if self.offload.enabled else "", time.perf_counter() - started)
         return self._v3
 
     def _pth(self, name: str) -> dict[str, torch.Tensor]:
@@ -205,8 +212,8 @@ class EchoMimicV3Engine(DiffusionEngine):
             arrays["face_mask"] = face_token_mask((x0 * sx, y0 * sy, x1 * sx, y1 * sy), width, height)
         framed = _resize(portrait, width, height)
         arrays["portrait"] = framed
-        prompt = str(request.extra.get("prompt", PROMPT))
-        negative = str(request.extra.get("negative_prompt", NEGATIVE))
+        prompt = PROMPT if request.prompt is None else request.prompt
+        negative = NEGATIVE if request.negative_prompt is None else request.negative_prompt
         arrays["prompt_embeds"], arrays["negative_embeds"] = self._text_embeddings(prompt, negative)
         arrays["clip_embeds"] = self._clip_embeddings(framed)
         return Avatar(self.name, loaded.weights_id, arrays, {"width": width, "height": height})
@@ -222,9 +229,9 @@ class EchoMimicV3Engine(DiffusionEngine):
             raise MissingWeightsError(f"incomplete EchoMimicV3 weights folder {self.folder.root.name}: missing "
                                       f"{self.folder.base.name}/{TOKENIZER_DIR}/ (the umT5 tokenizer)")
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
-        encoder = umt5_from_official(self._pth(UMT5_FILE), self.dtype).to(self.device)
+        encoder = umt5_from_official(self._pth(UMT5_FILE), self.dtype).to(self.offload.load_device)
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), self.offload.use(encoder):
             for text in (prompt, negative):
                 tokens = tokenizer(text, padding="max_length", max_length=512, truncation=True, return_tensors="pt")
                 ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
@@ -232,6 +239,7 @@ class EchoMimicV3Engine(DiffusionEngine):
                 padded = torch.zeros(1, 512, hidden.shape[-1])
                 padded[0, : hidden.shape[0]] = hidden.float().cpu()
                 out.append(padded.numpy())
+        self.offload.release(encoder)
         del encoder
         return out[0], out[1]
 
@@ -246,13 +254,14 @@ class EchoMimicV3Engine(DiffusionEngine):
         width = int(state["visual.patch_embedding.weight"].shape[0]) if "visual.patch_embedding.weight" in state else 0
         # ViT-H/14 heads are 80 wide; a folder with another CLIP says so in the base config
         heads = config.get("clip_num_heads") or (width // 80 if width and width % 80 == 0 else None)
-        model = build_clip_vision(state, num_heads=heads, dtype=self.dtype).to(self.device)
+        model = build_clip_vision(state, num_heads=heads, dtype=self.dtype).to(self.offload.load_device)
         size = model.config.image_size
         x = torch.from_numpy(portrait).permute(2, 0, 1).float().div(255)[None] * 2 - 1
         x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False) * 0.5 + 0.5
         x = (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-        with torch.no_grad():
+        with torch.no_grad(), self.offload.use(model):
             tokens = model(pixel_values=x.to(self.device, self.dtype), output_hidden_states=True).hidden_states[-2]
+        self.offload.release(model)
         del model
         return tokens.float().cpu().numpy()
 
@@ -331,19 +340,28 @@ class EchoMimicV3Engine(DiffusionEngine):
     def _window(self, avatar: Avatar, loaded: V3Loaded, request: AnimateRequest, wave: np.ndarray, count: int,
                 tail: Optional[torch.Tensor], start: int) -> torch.Tensor:
         """``count`` frames [count, 3, H, W] in [-1, 1] for one window of audio."""
-        from genhuman.pipelines.echomimic_v3 import FlashOptions, PreviewOptions, V3Conditions
+        from genhuman.pipelines.echomimic_v3 import V3Conditions
 
         frames = video_frames(count)
         portrait = torch.from_numpy(avatar.arrays["portrait"]).permute(2, 0, 1).float().div(127.5).sub(1)[None]
         known = portrait if tail is None else tail
         prompt, negative, clip = (torch.from_numpy(avatar.arrays[k]).to(self.device, self.dtype)
                                   for k in ("prompt_embeds", "negative_embeds", "clip_embeds"))
-        cond = V3Conditions(prompt, negative, clip, condition_latents(loaded.vae, known, frames))
+        with self.offload.use(loaded.vae):
+            cond = V3Conditions(prompt, negative, clip, condition_latents(loaded.vae, known, frames))
         _, _, lf, h, w = cond.condition.shape
         generator = torch.Generator().manual_seed(int(request.seed or 0) + start)
         noise = torch.randn((1, 16, lf, h, w), generator=generator).to(self.device, self.dtype)
         audio = self._audio(loaded, wave, frames)
         pipeline = loaded.pipeline
+        with self.offload.use(pipeline.transformer):
+            latents = self._sample(avatar, pipeline, request, cond, audio, noise)
+        return self._decode(loaded, latents)[:count]
+
+    def _sample(self, avatar: Avatar, pipeline: Any, request: AnimateRequest, cond: Any, audio: torch.Tensor,
+                noise: torch.Tensor) -> torch.Tensor:
+        from genhuman.pipelines.echomimic_v3 import FlashOptions, PreviewOptions
+
         if self.flash:
             flash = FlashOptions(steps=int(request.steps or 8), audio_scale=float(request.cfg or 0.0),
                                  teacache=bool(request.extra.get("teacache", False)),
@@ -352,17 +370,21 @@ class EchoMimicV3Engine(DiffusionEngine):
         else:
             mask = torch.from_numpy(avatar.arrays["face_mask"]).to(self.device, self.dtype)
             options = PreviewOptions(steps=int(request.steps or 25), audio_scale=float(request.cfg or 0.0),
-                                     text_scale=float(request.extra.get("text_scale", 4.0)))
+                                     text_scale=float(request.text_cfg or 4.0))
             latents = pipeline.sample_preview(cond, audio, noise, mask, options)
-        return self._decode(loaded, latents)[:count]
+        return latents
 
     def _audio(self, loaded: V3Loaded, wave: np.ndarray, frames: int) -> torch.Tensor:
         """Preview: wav2vec2 ``last_hidden_state`` at 2 tokens a frame [1, 2F, 768]; Flash: every layer at one
         step a frame, windows of +-2 frames (clamped) [1, F, 5, layers, 768]."""
-        from genhuman.audio_features.wav2vec import _receptive_field, encode, normalize
-
         if self.flash:
             wave = loudness_normalised(wave)
+        with self.offload.use(loaded.wav2vec):
+            return self._features(loaded, wave, frames)
+
+    def _features(self, loaded: V3Loaded, wave: np.ndarray, frames: int) -> torch.Tensor:
+        from genhuman.audio_features.wav2vec import _receptive_field, encode, normalize
+
         values = torch.from_numpy(normalize(wave)) if len(wave) else torch.zeros(0)
         values = F.pad(values, (0, max(0, _receptive_field(loaded.wav2vec.config) - len(values))))
         if self.flash:
@@ -377,7 +399,7 @@ class EchoMimicV3Engine(DiffusionEngine):
 
         mean = torch.tensor(WAN_LATENTS_MEAN, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1, 1)
         std = torch.tensor(WAN_LATENTS_STD, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1, 1)
-        with torch.no_grad():
+        with torch.no_grad(), self.offload.use(loaded.vae):
             video = loaded.vae.decode(latents * std + mean).sample.clamp(-1, 1)
         return video[0].permute(1, 0, 2, 3).float().cpu()
 
@@ -410,6 +432,7 @@ class EchoMimicV3Engine(DiffusionEngine):
 class EchoMimicV3FlashEngine(EchoMimicV3Engine):
     name = "echomimic_v3_flash"
     flash = True
+    needs_face = False
 
 
 def loudness_normalised(wave: np.ndarray, target: float = FLASH_LUFS) -> np.ndarray:

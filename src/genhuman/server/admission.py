@@ -131,6 +131,16 @@ def check_headers(image: Path, audio: Optional[Path], max_pixels: int, max_secon
             raise validation.hide_path(exc, audio, "the uploaded audio") from None
 
 
+def needs_face(engine_name: str) -> bool:
+    """Whether the engine animates a detected face (EchoMimicV3 Flash takes the whole picture)."""
+    from genhuman.engines import get_engine_class
+
+    try:
+        return bool(getattr(get_engine_class(engine_name), "needs_face", True))
+    except Exception:  # noqa: BLE001 - an unknown name is refused elsewhere, with its own message
+        return True
+
+
 def check_media(storage: Any, handoff: Handoff, *, image_file: str, audio_file: Optional[str], speak: Optional[str],
                 speech_file: str, request: AnimateRequest, engine: Optional[Any], engine_name: str,
                 accelerated: bool, max_pixels: int, max_seconds: float) -> Admitted:
@@ -149,7 +159,8 @@ def check_media(storage: Any, handoff: Handoff, *, image_file: str, audio_file: 
     capped = resize_max(picture, request.max_size)
     del picture
     face_key = (digest, request.face_index, request.max_size)
-    if handoff.faces.get(face_key) is None:  # the same pixels seen before: their face was found
+    # a face found in the same pixels before is not looked for again
+    if needs_face(engine_name) and handoff.faces.get(face_key) is None:
         try:
             if engine is not None and hasattr(engine, "prepare_avatar"):
                 checked = engine.validate(request) if hasattr(engine, "validate") else request

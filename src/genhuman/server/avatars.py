@@ -33,7 +33,7 @@ from genhuman.request import AnimateRequest, request_options
 log = logging.getLogger(__name__)
 
 # AnimateRequest fields an avatar depends on (the rest only shape the motion or the output).
-AVATAR_FIELDS = ("face_index", "max_size", "width", "height", "paste_back")
+AVATAR_FIELDS = ("face_index", "max_size", "width", "height", "paste_back", "prompt", "negative_prompt")
 
 V = TypeVar("V")
 

@@ -45,6 +45,7 @@ class EngineInfo(BaseModel):
     name: str
     available: bool
     reason: Optional[str] = None
+    options: list[str] = []  # the job form fields this engine reads (the request model's, by name)
 
 
 class EngineList(BaseModel):

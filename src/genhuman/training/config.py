@@ -16,6 +16,7 @@ STAGES = ("stage1", "stage2")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LOSSES = ("l2", "pseudo_huber")
 DISTILL_TARGETS = ("teacher", "consistency")
+DISTILL_SAMPLING = ("segment", "start")
 CONFIG_FILE = "training_config.json"
 
 
@@ -116,6 +117,9 @@ class DistillConfig(_Config):
     spacing) is cut into ``phases`` equal segments. ``target``: ``teacher`` runs the teacher's
     remaining sub-steps with CFG to the segment end; ``consistency`` runs one teacher sub-step
     and then the EMA target network to the segment end (cheaper, the MSC form with a target net).
+    ``sample_at``: ``segment`` draws x_t at any sub-step of a segment (the MSC form); ``start``
+    only at segment starts, the student's own timesteps: all training where inference samples,
+    for small budgets.
     """
 
     phases: int = 4
@@ -134,6 +138,7 @@ class DistillConfig(_Config):
     loss: str = "l2"
     huber_c: float = 0.03
     target: str = "teacher"
+    sample_at: str = "segment"
     ema_decay: float = 0.95  # the target network (consistency) and the saved student
     lora_rank: int = 0
     lora_alpha: int = 0
@@ -150,6 +155,8 @@ class DistillConfig(_Config):
             raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.target not in DISTILL_TARGETS:
             raise InputError(f"target must be one of {', '.join(DISTILL_TARGETS)}, got {self.target!r}")
+        if self.sample_at not in DISTILL_SAMPLING:
+            raise InputError(f"sample_at must be one of {', '.join(DISTILL_SAMPLING)}, got {self.sample_at!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise InputError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
         _ratio("ema_decay", self.ema_decay)

@@ -8,6 +8,7 @@ the student). The student, initialised from the teacher, must land there in ONE 
 from ``t`` to ``s_k`` without CFG. Segment ends are the student's own ``phases``-step trailing
 timesteps, so at inference the student runs ``--steps = phases`` with ``--cfg 1``.
 
+``sample_at="start"`` draws x_t only at the segment starts (the student's inference timesteps).
 ``target="consistency"`` is the cheaper MSC variant: one teacher sub-step, then the EMA target
 network (the student's EMA weights) to the segment end. The loss is L2 or pseudo-Huber on the
 clean-sample estimates implied by both end points (every segment on one scale).
@@ -72,6 +73,12 @@ class Segments:
 
     def end_index(self, segment: int) -> int:
         return (segment + 1) * self.per_phase
+
+    def draw(self, sample_at: str, generator: torch.Generator) -> int:
+        """A random teacher sub-step index: any (``segment``) or a segment start (``start``)."""
+        if sample_at == "start":
+            return int(torch.randint(0, self.phases, (1,), generator=generator)) * self.per_phase
+        return int(torch.randint(0, len(self.timesteps), (1,), generator=generator))
 
     def student_timesteps(self) -> list[int]:
         return [self.timesteps[k * self.per_phase] for k in range(self.phases)]
@@ -141,7 +148,7 @@ def distill_loss(config: DistillConfig, dataset: PreparedDataset, teacher: EchoM
             teacher.to(device)
         batch = dataset.batch(ctx.step, config.batch_size, config.frames, True, seed=config.seed,
                               process=ctx.accelerator.process_index).to(device)
-        index = int(torch.randint(0, len(segments.timesteps), (1,), generator=generator))
+        index = segments.draw(config.sample_at, generator)
         t, end = segments.timestep(index), segments.end_index(segments.segment_of(index))
         s = segments.timestep(end)
         noise = torch.randn(batch.latents.shape, generator=generator).to(device)
