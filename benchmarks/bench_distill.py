@@ -274,7 +274,7 @@ def main() -> int:
     parser.add_argument("--phases", type=int, default=4)
     parser.add_argument("--teacher-steps", type=int, default=40)
     parser.add_argument("--distill-lr", type=float, default=3e-4)
-    parser.add_argument("--sample-at", choices=("segment", "start"), default="start",
+    parser.add_argument("--sample-at", choices=("segment", "start", "trajectory"), default="trajectory",
                         help="where x_t is drawn in a segment (DistillConfig.sample_at)")
     args = parser.parse_args()
 

@@ -152,6 +152,10 @@ class Server:
             self.proc.kill()
 
 
+REST_S = 1.5  # between typed questions: the avatar at rest for a full second before the next
+BARGE_SILENCE_S = 0.6  # the avatar has stopped: its received audio silent this long
+
+
 async def answer_done(client, after: float, timeout_s: float = 25.0) -> None:
     """Wait until the avatar has finished answering (state back to listening)."""
     await client.wait_for("answer", timeout_s, after, where=lambda e: e.get("final"))
@@ -230,7 +234,9 @@ async def typed_turns(server: Server, texts: list[str], results: dict, drafted: 
             print(f"  typed{' (drafted)' if drafted else ''} {text!r}: audio "
                   f"{((sound or sent) - sent) * 1000:.0f} ms, frame {((mouth or sent) - sent) * 1000:.0f} ms",
                   flush=True)
-            await asyncio.sleep(0.3)
+            # the mouth-open test compares with the second before the question: let the last answer's
+            # received audio and closing mouth come to rest first
+            await asyncio.sleep(REST_S)
 
 
 async def barge_ins(server: Server, tries: int, results: dict) -> None:
@@ -254,7 +260,9 @@ async def barge_ins(server: Server, tries: int, results: dict) -> None:
                 await asyncio.sleep(0.005)
             speech_onset = client.mic.speech_started[-1] + onset
             await asyncio.sleep(1.5)
-            silent = client.silence_after(speech_onset, hold_s=0.2)
+            # 0.6 s: longer than the pauses between two spoken sentences, shorter than the wait for the
+            # answer to the "stop" turn itself
+            silent = client.silence_after(speech_onset, hold_s=BARGE_SILENCE_S)
             if silent is not None:
                 results["barge_in"].append((silent - speech_onset) * 1000)
             cut = [e["onset_to_cut_ms"] for t, e in client.events("interrupted") if t >= speech_onset]

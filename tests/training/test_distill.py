@@ -9,7 +9,16 @@ from genhuman.errors import InputError
 from genhuman.sampling import echomimic_scheduler
 from genhuman.sampling.guidance import apply_guidance
 from genhuman.training.config import DistillConfig
-from genhuman.training.distill import Segments, ddim_jump, distill, implied_x0, teacher_target
+from genhuman.training.distill import (
+    Segments,
+    ddim_jump,
+    distill,
+    implied_x0,
+    student_of,
+    teacher_target,
+    teacher_trajectory,
+    trajectory_loss,
+)
 from genhuman.training.model import Keep
 from genhuman.training.runner import bundle_of, load_components
 
@@ -21,6 +30,18 @@ def test_segments_end_on_the_students_own_timesteps():
     assert segments.student_timesteps() == [int(t) for t in student.timesteps] == [999, 749, 499, 249]
     assert [segments.timestep(segments.end_index(k)) for k in range(4)] == [749, 499, 249, -1]
     assert segments.segment_of(9) == 0 and segments.segment_of(10) == 1
+
+
+def test_sampling_at_segment_starts_draws_only_the_students_timesteps():
+    segments = Segments.of(echomimic_scheduler(), 40, 4)
+    g = torch.Generator().manual_seed(0)
+    starts = {segments.draw("start", g) for _ in range(200)}
+    anywhere = {segments.draw("segment", g) for _ in range(400)}
+    assert starts == {0, 10, 20, 30}
+    assert [segments.timestep(i) for i in sorted(starts)] == segments.student_timesteps()
+    assert len(anywhere) == 40  # every sub-step of every segment
+    with pytest.raises(InputError, match="sample_at must be one of segment, start, got 'middle'"):
+        DistillConfig(sample_at="middle").check()
 
 
 def test_phases_must_divide_teacher_steps():
@@ -68,6 +89,45 @@ def test_segment_target_equals_the_teachers_sub_steps_by_hand(weights, dataset):
     torch.testing.assert_close(got, y, rtol=0, atol=1e-4 * float(scale))
     first = teacher_target(teacher, scheduler, segments, x, 2, batch, 2.5)  # segment 0 stops at sub-step 4
     assert not torch.allclose(first, got)
+
+
+def test_trajectory_starts_from_noise_and_follows_the_teacher(weights, dataset):
+    """The states are the inference run's: pure noise, then the teacher's CFG sub-steps segment by segment."""
+    teacher = bundle_of(load_components(str(weights))).eval()
+    scheduler = echomimic_scheduler()
+    segments = Segments.of(scheduler, 4, 2)
+    batch = dataset.batch(0, 1, 3, True, seed=0)
+    noise = torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(2))
+    states = teacher_trajectory(teacher, scheduler, segments, noise, batch, 2.5)
+    assert len(states) == 3 and torch.equal(states[0], noise)  # zero-SNR: t = 999 is pure noise
+    by_hand = echomimic_scheduler()
+    by_hand.set_timesteps(4)
+    y = noise.clone()
+    with torch.no_grad():
+        for i, t in enumerate(by_hand.timesteps):
+            tt = torch.tensor([int(t)])
+            y = by_hand.step(apply_guidance(teacher(y, tt, batch, Keep.none(1)), teacher(y, tt, batch, Keep.all(1)),
+                                            2.5), t, y).prev_sample
+            if i == 1:
+                torch.testing.assert_close(states[1], y, rtol=0, atol=1e-4 * float(y.abs().max()))
+    torch.testing.assert_close(states[2], y, rtol=0, atol=1e-4 * float(y.abs().max()))
+
+
+def test_trajectory_loss_is_zero_where_the_student_already_is_the_teacher(weights, dataset):
+    """One sub-step per segment and no CFG: the untrained student (a copy of the teacher) lands exactly on
+    the teacher's trajectory; with two sub-steps per segment and CFG it does not."""
+    teacher = bundle_of(load_components(str(weights))).eval()
+    student = student_of(teacher).eval()
+    scheduler = echomimic_scheduler()
+    batch = dataset.batch(0, 1, 3, True, seed=0)
+    with torch.no_grad():
+        same = trajectory_loss(DistillConfig(phases=2, teacher_steps=2, guidance=1.0, sample_at="trajectory"),
+                               teacher, student, scheduler, Segments.of(scheduler, 2, 2), batch,
+                               torch.Generator().manual_seed(0))
+        other = trajectory_loss(DistillConfig(phases=2, teacher_steps=4, guidance=2.5, sample_at="trajectory"),
+                                teacher, student, scheduler, Segments.of(scheduler, 4, 2), batch,
+                                torch.Generator().manual_seed(0))
+    assert float(same) <= 1e-10 and float(other) > 1e-6
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", choices=("teacher", "consistency"),
                    help="teacher: the teacher's remaining sub-steps (default); consistency: one teacher "
                         "sub-step, then the EMA target network")
-    p.add_argument("--sample-at", choices=("segment", "start"),
+    p.add_argument("--sample-at", choices=("segment", "start", "trajectory"),
                    help="segment: x_t at any sub-step of a segment (default, the MSC form); start: only at "
-                        "segment starts, the student's own timesteps (small budgets)")
+                        "segment starts, the student's own timesteps (small budgets); trajectory: the "
+                        "segment starts on the teacher's own CFG trajectory from noise, all segments per step")
     p.add_argument("--steps", type=int_range(1, 10**9), help="optimiser steps")
     p.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-5)")
     p.add_argument("--lora-rank", type=int_range(0, 1024), help="distil into LoRA adapters of this rank")

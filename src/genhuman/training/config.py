@@ -16,7 +16,7 @@ STAGES = ("stage1", "stage2")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LOSSES = ("l2", "pseudo_huber")
 DISTILL_TARGETS = ("teacher", "consistency")
-DISTILL_SAMPLING = ("segment", "start")
+DISTILL_SAMPLING = ("segment", "start", "trajectory")
 CONFIG_FILE = "training_config.json"
 
 
@@ -119,7 +119,9 @@ class DistillConfig(_Config):
     and then the EMA target network to the segment end (cheaper, the MSC form with a target net).
     ``sample_at``: ``segment`` draws x_t at any sub-step of a segment (the MSC form); ``start``
     only at segment starts, the student's own timesteps: all training where inference samples,
-    for small budgets.
+    for small budgets; ``trajectory``: the segment starts ON the teacher's own CFG trajectory from
+    pure noise (the states the student meets at inference), one full trajectory per step and
+    every segment of it trained at once.
     """
 
     phases: int = 4

@@ -8,7 +8,9 @@ the student). The student, initialised from the teacher, must land there in ONE 
 from ``t`` to ``s_k`` without CFG. Segment ends are the student's own ``phases``-step trailing
 timesteps, so at inference the student runs ``--steps = phases`` with ``--cfg 1``.
 
-``sample_at="start"`` draws x_t only at the segment starts (the student's inference timesteps).
+``sample_at="start"`` draws x_t only at the segment starts (the student's inference timesteps);
+``sample_at="trajectory"`` takes them on the teacher's own CFG trajectory from pure noise, so the
+student learns the states it meets at inference rather than forward-noised data.
 ``target="consistency"`` is the cheaper MSC variant: one teacher sub-step, then the EMA target
 network (the student's EMA weights) to the segment end. The loss is L2 or pseudo-Huber on the
 clean-sample estimates implied by both end points (every segment on one scale).
@@ -148,6 +150,8 @@ def distill_loss(config: DistillConfig, dataset: PreparedDataset, teacher: EchoM
             teacher.to(device)
         batch = dataset.batch(ctx.step, config.batch_size, config.frames, True, seed=config.seed,
                               process=ctx.accelerator.process_index).to(device)
+        if config.sample_at == "trajectory":
+            return trajectory_loss(config, teacher, student, scheduler, segments, batch, generator)
         index = segments.draw(config.sample_at, generator)
         t, end = segments.timestep(index), segments.end_index(segments.segment_of(index))
         s = segments.timestep(end)
@@ -167,6 +171,33 @@ def distill_loss(config: DistillConfig, dataset: PreparedDataset, teacher: EchoM
                         config.loss, config.huber_c)
 
     return loss
+
+
+def teacher_trajectory(teacher: Model, scheduler: DDIMScheduler, segments: Segments, noise: torch.Tensor,
+                       batch: Batch, guidance: float) -> list[torch.Tensor]:
+    """The teacher's CFG trajectory from pure noise (the inference start) at every segment start and at
+    the clean end: ``phases + 1`` states."""
+    x = scheduler.add_noise(torch.zeros_like(noise), noise, torch.tensor([segments.timestep(0)]).to(noise.device))
+    states = [x]
+    for k in range(segments.phases):
+        x = teacher_target(teacher, scheduler, segments, x, k * segments.per_phase, batch, guidance)
+        states.append(x)
+    return states
+
+
+def trajectory_loss(config: DistillConfig, teacher: Model, student: nn.Module, scheduler: DDIMScheduler,
+                    segments: Segments, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+    """Every segment of one teacher trajectory: from its start on the trajectory, the student's single
+    step must land on the trajectory at the segment's end (mean over segments)."""
+    noise = torch.randn(batch.latents.shape, generator=generator).to(batch.latents.device)
+    states = teacher_trajectory(teacher, scheduler, segments, noise.float(), batch, config.guidance)
+    losses = []
+    for k in range(segments.phases):
+        t, s = segments.timestep(k * segments.per_phase), segments.timestep(segments.end_index(k))
+        landed = ddim_jump(scheduler, guided(student, states[k], t, batch, 1.0), states[k], t, s)
+        losses.append(distance(implied_x0(scheduler, states[k], landed, t, s),
+                               implied_x0(scheduler, states[k], states[k + 1], t, s), config.loss, config.huber_c))
+    return torch.stack(losses).mean()
 
 
 def student_of(teacher: EchoMimicBundle) -> EchoMimicBundle:
