@@ -240,33 +240,47 @@ async def typed_turns(server: Server, texts: list[str], results: dict, drafted: 
 
 
 async def barge_ins(server: Server, tries: int, results: dict) -> None:
-    from genhuman.live.client import LiveClient
+    from genhuman.live.client import SILENT_RMS, LiveClient
 
     stop_wave, _ = speech_16k(STOP)
     onset = np.flatnonzero(np.abs(stop_wave) > 0.01)[0] / 16000.0
     async with LiveClient(server.url) as client:
         await asyncio.sleep(1.0)
-        for _ in range(tries):
+        measured = skipped = 0
+        while measured < tries and measured + skipped < 2 * tries:
             sent = time.monotonic()
             client.send({"type": "text", "text": LONG_ASK})
             try:
                 await client.wait_for("state", 20, sent, where=lambda e: e.get("state") == "speaking")
             except TimeoutError:
+                skipped += 1
                 continue
             await asyncio.sleep(1.0)
+            waited = time.monotonic()  # interrupt while the avatar is sounding, not in a pause between pieces
+            while time.monotonic() - waited < 3.0 and not (
+                    client.received.audio and client.received.audio[-1][1] > SILENT_RMS):
+                await asyncio.sleep(0.01)
             clips = len(client.mic.speech_started)
             client.say(stop_wave)
             while len(client.mic.speech_started) == clips:
                 await asyncio.sleep(0.005)
             speech_onset = client.mic.speech_started[-1] + onset
             await asyncio.sleep(1.5)
-            # 0.6 s: longer than the pauses between two spoken sentences, shorter than the wait for the
-            # answer to the "stop" turn itself
+            # a try counts only if the avatar was audible when the user began (not in a pause between
+            # two pieces of its answer); 0.6 s of silence: longer than those pauses, shorter than the
+            # wait for the answer to the "stop" turn itself
+            audible = any(rms > SILENT_RMS for t, rms in client.received.audio if speech_onset - 0.4 <= t < speech_onset)
             silent = client.silence_after(speech_onset, hold_s=BARGE_SILENCE_S)
-            if silent is not None:
-                results["barge_in"].append((silent - speech_onset) * 1000)
             cut = [e["onset_to_cut_ms"] for t, e in client.events("interrupted") if t >= speech_onset]
-            results["barge_in_server"] += cut[:1]
+            if audible and silent is not None:
+                measured += 1
+                results["barge_in"].append((silent - speech_onset) * 1000)
+                results["barge_in_server"] += cut[:1]
+            else:
+                skipped += 1
+            print(f"  barge-in: {'audible' if audible else 'in a pause, not counted'}, audio stopped "
+                  f"{((silent or speech_onset) - speech_onset) * 1000:.0f} ms after onset, server cut "
+                  f"{cut[0] if cut else '-'} ms", flush=True)
             try:  # the "stop" is a turn too: let its answer finish before the next try
                 await answer_done(client, speech_onset, 20)
             except TimeoutError:
