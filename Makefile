@@ -27,8 +27,8 @@ demo: $(STAMP)
 # Two workers for most of the suite (one torch thread each), then the tests that measure
 # time or drive the browser alone (marked `serial` by tests/conftest.py).
 test: $(STAMP) browser lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m "not serial"
-	$(PY) -m pytest -q -p no:xdist -m serial
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m "not serial" --durations=15
+	$(PY) -m pytest -q -p no:xdist -m serial --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

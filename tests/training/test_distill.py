@@ -40,7 +40,7 @@ def test_sampling_at_segment_starts_draws_only_the_students_timesteps():
     assert starts == {0, 10, 20, 30}
     assert [segments.timestep(i) for i in sorted(starts)] == segments.student_timesteps()
     assert len(anywhere) == 40  # every sub-step of every segment
-    with pytest.raises(InputError, match="sample_at must be one of segment, start, got 'middle'"):
+    with pytest.raises(InputError, match="sample_at must be one of segment, start, trajectory, got 'middle'"):
         DistillConfig(sample_at="middle").check()
 
 
