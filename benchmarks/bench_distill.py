@@ -274,6 +274,8 @@ def main() -> int:
     parser.add_argument("--phases", type=int, default=4)
     parser.add_argument("--teacher-steps", type=int, default=40)
     parser.add_argument("--distill-lr", type=float, default=3e-4)
+    parser.add_argument("--resume-distill", action="store_true",
+                        help="continue the student already in --work up to --distill-steps (else a new one)")
     parser.add_argument("--sample-at", choices=("segment", "start", "trajectory"), default="trajectory",
                         help="where x_t is drawn in a segment (DistillConfig.sample_at)")
     args = parser.parse_args()
@@ -340,9 +342,11 @@ def main() -> int:
     dc = DistillConfig(phases=args.phases, teacher_steps=args.teacher_steps, guidance=2.5, steps=args.distill_steps,
                        batch_size=2, frames=8, learning_rate=args.distill_lr, log_every=5, ema_decay=0.9,
                        sample_at=args.sample_at)
-    if (work / "distill").exists():
-        shutil.rmtree(work / "distill")  # the student is always distilled anew from this teacher
-    r3 = timed("distill", lambda: distill(dc, str(teacher), prepared, work / "distill", dataset=dataset))
+    if (work / "distill").exists() and not args.resume_distill:
+        shutil.rmtree(work / "distill")  # a new student from this teacher
+    resume = "latest" if args.resume_distill else None
+    r3 = timed("distill", lambda: distill(dc, str(teacher), prepared, work / "distill", dataset=dataset,
+                                          resume=resume))
     finals["distill"] = RunSummary.of(r3)
     student = r3.checkpoint / "official"
     table = timed("evaluation", lambda: evaluate(teacher, student, prepared, held_out, args.phases))
