@@ -312,21 +312,33 @@ def test_the_detector_sees_rgb(colour_embedder):
 def test_matches_insightface(pack, colour_embedder, embedder, kind, seed, height, width):
     """Against insightface 0.7.3's SCRFD and ArcFaceONNX run once in Hallo's flow (BGR image in,
     ``detect(max_num=0)``, ``norm_crop`` with skimage 0.24, the largest face; versions in the
-    fixture). Detection is the same to the last bit here (the tolerances leave room for another
-    CPU's convolution rounding); the embedding differs by skimage's float32 Umeyama only."""
+    fixture): the chosen face's box and its embedding (which differs by skimage's float32 Umeyama
+    only), and the best score. The full list of kept boxes is not compared: these scenes give many
+    candidates with EQUAL scores, and insightface orders them with numpy's unstable ``argsort``,
+    whose tie order differs between CPUs (numpy's AVX-512 sort on some): for ``colour-4`` the
+    fixture keeps 53 boxes and GenHuman's stable order 64, with the same chosen face. GenHuman
+    sorts stably, the same on every CPU (``test_nms_breaks_ties_by_index``)."""
     fixture = np.load(INSIGHTFACE_FIXTURE)
     ours = embedder if kind == "tiny" else colour_embedder
     image = scene(seed, height, width)
     faces = ours.detector.detect(image)
     official = fixture[f"{kind}_{seed}_det"]
-    assert len(faces) == len(official) > 1
-    np.testing.assert_allclose(faces.boxes, official[:, :4], rtol=0, atol=1e-3)
-    np.testing.assert_allclose(faces.scores, official[:, 4], rtol=1e-6)
-    np.testing.assert_allclose(faces.keypoints, fixture[f"{kind}_{seed}_kps"], rtol=0, atol=1e-3)
+    assert len(faces) > 1 and len(official) > 1
+    assert float(faces.scores[0]) == pytest.approx(float(official[:, 4].max()), rel=1e-6)
     embedding, box = ours.embed(image)
     np.testing.assert_allclose(box, fixture[f"{kind}_{seed}_box"], rtol=0, atol=1e-3)
     expected = fixture[f"{kind}_{seed}_embedding"]
     assert np.abs(embedding - expected).max() < 2e-4 * np.abs(expected).max()
+
+
+def test_nms_breaks_ties_by_index():
+    """Equal scores: the earlier candidate is kept, on every CPU (a stable sort, not numpy's default)."""
+    from genhuman.face.arcface import nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60], [51, 51, 61, 61]], np.float32)
+    scores = np.array([0.8, 0.8, 0.9, 0.9], np.float32)
+    assert nms(boxes, scores, 0.4) == [2, 0]
+    assert nms(boxes[::-1].copy(), scores[::-1].copy(), 0.4) == [0, 2]
 
 
 # ---------------------------------------------------------------- bad files, bad images

@@ -104,7 +104,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_THRESHOLD)
     exceeds ``threshold``."""
     x1, y1, x2, y2 = boxes.T
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = scores.argsort()[::-1]
+    order = np.argsort(-scores, kind="stable")  # equal scores by index: the same on every CPU
     keep: list[int] = []
     while order.size:
         best, rest = order[0], order[1:]
@@ -255,7 +255,7 @@ class ScrfdDetector:
             boxes.append(distance_to_box(centers, outputs[level + levels] * stride)[keep])
             keypoints.append(distance_to_keypoints(centers, outputs[level + 2 * levels] * stride)[keep])
         score_all = np.concatenate(scores).astype(np.float32)
-        order = score_all.argsort()[::-1]
+        order = np.argsort(-score_all, kind="stable")
         box_all = (np.concatenate(boxes) / scale).astype(np.float32)[order]
         keypoint_all = (np.concatenate(keypoints) / scale).astype(np.float32)[order]
         score_all = score_all[order]
