@@ -370,7 +370,8 @@ class EchoMimicV3Engine(DiffusionEngine):
         else:
             mask = torch.from_numpy(avatar.arrays["face_mask"]).to(self.device, self.dtype)
             options = PreviewOptions(steps=int(request.steps or 25), audio_scale=float(request.cfg or 0.0),
-                                     text_scale=float(request.text_cfg or 4.0))
+                                     text_scale=PreviewOptions.text_scale if request.text_cfg is None
+                                     else request.text_cfg)
             latents = pipeline.sample_preview(cond, audio, noise, mask, options)
         return latents
 

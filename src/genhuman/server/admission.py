@@ -137,7 +137,7 @@ def needs_face(engine_name: str) -> bool:
 
     try:
         return bool(getattr(get_engine_class(engine_name), "needs_face", True))
-    except Exception:  # noqa: BLE001 - an unknown name is refused elsewhere, with its own message
+    except InputError:  # an unknown name is refused elsewhere, with its own message
         return True
 
 
